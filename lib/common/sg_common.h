@@ -1,0 +1,18 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Small definitions every svcgw library shares, free of DPDK so that the
+ * libraries that do not need DPDK (pkt, maglev) can use them in unit tests
+ * and fuzzers without EAL.
+ */
+#ifndef SG_COMMON_H
+#define SG_COMMON_H
+
+/* Packets handled per rx burst; every per-burst array is this long. */
+#define SG_MAX_BURST 32
+
+#define sg_likely(x) __builtin_expect(!!(x), 1)
+#define sg_unlikely(x) __builtin_expect(!!(x), 0)
+
+#define SG_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+#endif /* SG_COMMON_H */

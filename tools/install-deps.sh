@@ -1,0 +1,31 @@
+#!/bin/sh
+# SPDX-License-Identifier: BSD-3-Clause
+#
+# Installs the Debian 12 packages that svcgw's build, tests and demo need.
+# Idempotent and silent when everything is already there; run as root.
+set -eu
+
+packages="
+	gcc libc6-dev meson ninja-build pkg-config
+	libdpdk-dev dpdk-dev
+	libcurl4-openssl-dev libcjson-dev libconfig-dev
+	libcmocka-dev
+	python3
+"
+
+missing=
+for p in $packages; do
+	status=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
+	[ "$status" = installed ] || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "install-deps: missing:$missing; run as root to install them" >&2
+	exit 1
+fi
+echo "install-deps: installing$missing"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# shellcheck disable=SC2086 # word splitting of the list is intended
+apt-get install -y -qq --no-install-recommends $missing >/dev/null
