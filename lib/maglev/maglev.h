@@ -22,7 +22,9 @@
  *    port compared as the bytes above); in round r (from 0) a backend of
  *    weight w takes a turn when floor((r + 1) w / W) > floor(r w / W), W the
  *    largest weight; a turn claims the backend's next free preferred slot;
- *  - M is sg_maglev_size() of the number of backends.
+ *  - M is sg_maglev_size(N, cap): N counts the backends of non-zero weight
+ *    listed for the service, ready or not (lib/svc), so M stays put while
+ *    pods flap; cap is tables.maglev_max_size, which gateways must share.
  *
  * No DPDK here: the build runs on the control thread, and the library is
  * unit-tested and benchmarked without EAL.

@@ -1,0 +1,207 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Micro-benchmark of lib/flow on one lcore: bulk lookups in bursts of 32
+ * (all hits, at 1k and 1M flows, and all misses), inserts, deletes and the
+ * sweep's cost per entry. Prints rates and TSC cycles per operation; asserts
+ * nothing about time. --quick runs small sizes for a second or two, as the
+ * test suite's smoke run.
+ */
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <rte_byteorder.h>
+#include <rte_common.h>
+#include <rte_cycles.h>
+#include <rte_eal.h>
+#include <rte_memory.h>
+
+#include "sg_common.h"
+#include "flow.h"
+#include "sg_test_eal.h"
+
+struct bench_cfg {
+	uint32_t flows[3];	/* table sizes; every figure for the last */
+	unsigned int n_sizes;
+	uint32_t lookups;	/* per lookup figure, a multiple of 32 */
+};
+
+/* 1k flows stay in L1/L2, 64k in L3 (about 12 MB), 1M in DRAM. */
+static const struct bench_cfg full_cfg = { { 1000, 65536, 1000000 }, 3, 16u << 20 };
+static const struct bench_cfg quick_cfg = { { 1000, 65536 }, 2, 1u << 18 };
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+
+/* xorshift64* (Vigna 2016): fixed seed, so every run looks up the same keys. */
+static uint64_t
+rng(void)
+{
+	rng_state ^= rng_state >> 12;
+	rng_state ^= rng_state << 25;
+	rng_state ^= rng_state >> 27;
+	return rng_state * 0x2545f4914f6cdd1dull;
+}
+
+/*
+ * Keys 2i and 2i+1 are flow i's forward and reverse keys: a client of
+ * 198.51.100.0/24 to the VIP 192.0.2.10:80, DNATed to a pod of 203.0.113.0/24.
+ */
+static void
+make_keys(struct sg_flow_key *keys, uint32_t n, uint32_t salt)
+{
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t client = rte_cpu_to_be_32(0xc6336400u | ((i >> 16) & 0xff));
+		uint32_t vip = rte_cpu_to_be_32(0xc000020au);
+		uint32_t pod = rte_cpu_to_be_32(0xcb007100u | (i % 200 + 1));
+		rte_be16_t cport = rte_cpu_to_be_16((uint16_t)i);
+		rte_be16_t vport = rte_cpu_to_be_16((uint16_t)(80 + salt));
+
+		sg_flow_key_init(&keys[2 * i], SG_FLOW_V4, IPPROTO_TCP, &client, &vip, cport, vport);
+		sg_flow_key_init(&keys[2 * i + 1], SG_FLOW_V4, IPPROTO_TCP, &pod, &client,
+				 rte_cpu_to_be_16(8080), cport);
+	}
+}
+
+static void
+report(uint32_t flows, const char *what, uint64_t ops, uint64_t cycles)
+{
+	double secs = (double)cycles / (double)rte_get_tsc_hz();
+
+	printf("%9" PRIu32 "  %-34s %10" PRIu64 "  %8.2f  %9.1f\n", flows, what, ops,
+	       (double)ops / secs / 1e6, (double)cycles / (double)ops);
+}
+
+static struct sg_flow_table *
+new_table(uint32_t max_flows)
+{
+	struct sg_flow_conf c;
+	struct sg_flow_table *t;
+
+	memset(&c, 0, sizeof(c));
+	c.name = "bench";
+	c.socket_id = (int)rte_socket_id();
+	c.max_flows = max_flows;
+	c.max_flows_v6 = 1;	/* IPv4 only: no address pool to pay for */
+	c.hash_seed = 1;
+	t = sg_flow_table_create(&c);
+	if (t == NULL) {
+		perror("sg_flow_table_create");
+		exit(1);
+	}
+	return t;
+}
+
+/* Look up `count` keys, in bursts of 32, drawn from idx[] over keys[]. */
+static uint64_t
+run_lookups(struct sg_flow_table *t, const struct sg_flow_key *keys, const uint32_t *idx,
+	    uint32_t count, uint64_t *hits)
+{
+	const struct sg_flow_key *kp[SG_MAX_BURST];
+	struct sg_flow *fl[SG_MAX_BURST];
+	uint8_t dirs[SG_MAX_BURST];
+	uint64_t start, h = 0;
+
+	start = rte_rdtsc();
+	for (uint32_t b = 0; b < count; b += SG_MAX_BURST) {
+		for (unsigned int k = 0; k < SG_MAX_BURST; k++)
+			kp[k] = &keys[idx[b + k]];
+		h += sg_flow_lookup_bulk(t, kp, SG_MAX_BURST, 1, fl, dirs);
+	}
+	*hits = h;
+	return rte_rdtsc() - start;
+}
+
+static void
+bench_size(uint32_t flows, const struct bench_cfg *cfg, int full_ops)
+{
+	struct sg_flow_key *keys = malloc(sizeof(*keys) * 2 * (size_t)flows);
+	struct sg_flow_key *miss = malloc(sizeof(*miss) * 2 * (size_t)flows);
+	uint32_t *idx = malloc(sizeof(*idx) * cfg->lookups);
+	struct sg_flow **made = malloc(sizeof(*made) * flows);
+	struct sg_flow_table *t;
+	uint64_t cyc, hits;
+
+	if (keys == NULL || miss == NULL || idx == NULL || made == NULL) {
+		fprintf(stderr, "bench_flow: out of memory\n");
+		exit(1);
+	}
+	make_keys(keys, flows, 0);
+	make_keys(miss, flows, 1);	/* another VIP port: never inserted */
+	t = new_table(flows);
+
+	cyc = rte_rdtsc();
+	for (uint32_t i = 0; i < flows; i++)
+		if (sg_flow_insert(t, &keys[2 * i], &keys[2 * i + 1], i, 1, 0, 1, &made[i]) != 0) {
+			fprintf(stderr, "bench_flow: insert %" PRIu32 " failed\n", i);
+			exit(1);
+		}
+	cyc = rte_rdtsc() - cyc;
+	if (full_ops)
+		report(flows, "insert (forward + reverse key)", flows, cyc);
+
+	/* Hit-heavy: every key a live flow's, forward or reverse, at random. */
+	for (uint32_t i = 0; i < cfg->lookups; i++)
+		idx[i] = (uint32_t)(rng() % (2 * (uint64_t)flows));
+	run_lookups(t, keys, idx, cfg->lookups / 8, &hits);	/* warm up */
+	cyc = run_lookups(t, keys, idx, cfg->lookups, &hits);
+	if (hits != cfg->lookups) {
+		fprintf(stderr, "bench_flow: %" PRIu64 " hits of %" PRIu32 "\n", hits, cfg->lookups);
+		exit(1);
+	}
+	report(flows, "lookup, all hits (bulk of 32)", cfg->lookups, cyc);
+
+	if (full_ops) {
+		/* A flood of new tuples: every key a miss. */
+		cyc = run_lookups(t, miss, idx, cfg->lookups, &hits);
+		report(flows, "lookup, all misses (bulk of 32)", cfg->lookups, cyc);
+
+		/* What the worker's sweep budget costs when nothing expires. */
+		cyc = rte_rdtsc();
+		for (uint32_t done = 0; done < flows; done += 256)
+			sg_flow_sweep(t, 2, 256);
+		cyc = rte_rdtsc() - cyc;
+		report(flows, "sweep, per entry visited", RTE_ALIGN_CEIL(flows, 256u), cyc);
+
+		cyc = rte_rdtsc();
+		for (uint32_t i = 0; i < flows; i++)
+			sg_flow_delete(t, made[i]);
+		cyc = rte_rdtsc() - cyc;
+		report(flows, "delete (forward + reverse key)", flows, cyc);
+	}
+
+	sg_flow_table_free(t);
+	free(made);
+	free(idx);
+	free(miss);
+	free(keys);
+}
+
+int
+main(int argc, char **argv)
+{
+	const struct bench_cfg *cfg = &full_cfg;
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--quick") == 0) {
+			cfg = &quick_cfg;
+		} else {
+			fprintf(stderr, "usage: %s [--quick]\n", argv[0]);
+			return 2;
+		}
+	}
+	/* A million flows with both keys take about 200 MB. */
+	sg_test_eal_init(argv[0], "1024");
+
+	printf("bench_flow%s: one lcore, TSC %.2f GHz, sizeof(struct sg_flow) = %zu,\n"
+	       "  memory in 4 KiB pages (--no-huge): hugepages would cut TLB misses at 1M flows\n\n",
+	       cfg == &quick_cfg ? " --quick" : "", (double)rte_get_tsc_hz() / 1e9,
+	       sizeof(struct sg_flow));
+	printf("%9s  %-34s %10s  %8s  %9s\n", "flows", "operation", "count", "Mops/s", "cycles/op");
+	for (unsigned int i = 0; i < cfg->n_sizes; i++)
+		bench_size(cfg->flows[i], cfg, i == cfg->n_sizes - 1);
+	rte_eal_cleanup();
+	return 0;
+}
