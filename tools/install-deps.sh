@@ -3,6 +3,9 @@
 #
 # Installs the Debian 12 packages that svcgw's build, tests and demo need.
 # Idempotent and silent when everything is already there; run as root.
+# The last two lines are for the integration tests and the demo: network
+# namespaces and veths (iproute2), veth offloads (ethtool), real clients
+# and servers, captures and their checker (Debian's python3-scapy).
 set -eu
 
 packages="
@@ -11,6 +14,8 @@ packages="
 	libcurl4-openssl-dev libcjson-dev libconfig-dev
 	libcmocka-dev
 	python3
+	iproute2 ethtool procps iputils-ping
+	curl socat iperf3 tcpdump python3-scapy
 "
 
 missing=

@@ -6,9 +6,12 @@
 # ASan/UBSan, runs every suite and ends with one line
 # "N passed, N failed[, N skipped]". Exits non-zero on any failure.
 #
-# Suites: unit (cmocka, both builds) and bench-smoke (each micro-benchmark
+# Suites: unit (cmocka, both builds), bench-smoke (each micro-benchmark
 # once with --quick, shipped build only: it runs and it finishes, no timing
-# is asserted; figures come from running the benchmarks by hand).
+# is asserted; figures come from running the benchmarks by hand), then
+# integration (svcgw between real clients and stand-in pods in network
+# namespaces, and tools/svcgwctl; tests/integration), with the shipped
+# daemon and again with the sanitized one.
 set -uo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -44,7 +47,8 @@ configure() {
 	fi
 }
 
-# suite BUILD_DIR LABEL SUITE...: build, then run the suites, keep the log.
+# suite BUILD_DIR LABEL SUITE...: build, then run the suites, keep the log
+# (one per label, so two runs in one build directory keep both).
 suite() {
 	local dir=$1 label=$2
 	shift 2
@@ -53,9 +57,10 @@ suite() {
 		args+=(--suite "$s")
 	done
 	stage "compile $label" meson compile -C "$dir" || return
-	rm -f "$dir/meson-logs/testlog.json"
-	meson test -C "$dir" --no-rebuild --print-errorlogs "${args[@]}"
-	logs+=("$label=$dir/meson-logs/testlog.json")
+	rm -f "$dir/meson-logs/testlog-$label.json"
+	meson test -C "$dir" --no-rebuild --print-errorlogs \
+		--logbase "testlog-$label" "${args[@]}"
+	logs+=("$label=$dir/meson-logs/testlog-$label.json")
 }
 
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
@@ -63,10 +68,12 @@ export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 
 if stage "install dependencies" tools/install-deps.sh; then
 	stage "configure build" configure build &&
-		suite build release unit bench-smoke
+		suite build release unit bench-smoke &&
+		suite build integration integration
 	stage "configure build-asan" configure build-asan \
 		-Db_sanitize=address,undefined -Db_lundef=false -Dbenchmarks=false &&
-		suite build-asan asan unit
+		suite build-asan asan unit &&
+		suite build-asan asan-integration integration
 fi
 
 python3 tools/test-summary.py "${failed_stages[@]}" "${logs[@]}"

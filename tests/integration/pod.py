@@ -1,0 +1,190 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: BSD-3-Clause
+"""One stand-in pod: an HTTP server and a UDP echo server on one address.
+
+Run inside the pods namespace by the integration harness (sgnet.py) and the
+demo, one process per pod address. Every request is logged, one line each,
+with the client address the pod saw, so a test can tell which pod served a
+connection and whether the gateway translated the source (nat mode: the pod
+sees a SNAT address, never the client).
+
+HTTP:
+  GET /                   the pod's name and a newline; header X-Pod too
+  GET /stream?bytes=N&seconds=S
+                          N bytes of a fixed pattern (stream_pattern()) paced
+                          over about S seconds: a long transfer that stays
+                          open while a test reloads the gateway
+  POST /sink              reads the whole body, answers "BYTES SHA256HEX":
+                          an exact count of what crossed the gateway
+UDP: any datagram is answered with the pod's name and a newline.
+
+Log lines (flushed at once): "http IP PORT PATH", "udp IP PORT", and
+"abort IP PORT BYTES" for a stream the client dropped.
+Prints "ready" on stdout once both sockets are bound.
+"""
+import argparse
+import hashlib
+import http.server
+import signal
+import socket
+import socketserver
+import sys
+import threading
+import time
+import urllib.parse
+
+CHUNK = 65536
+
+
+def stream_pattern(offset, length):
+    """Bytes [offset, offset + length) of the /stream body.
+
+    A counter modulo 251 (a prime, so the pattern never lines up with a
+    power-of-two chunk or segment size): a lost, repeated or reordered
+    segment changes the digest of what arrives.
+    """
+    return bytes((offset + i) % 251 for i in range(length))
+
+
+class Log:
+    def __init__(self, path):
+        self.lock = threading.Lock()
+        self.f = open(path, "a", encoding="ascii", buffering=1)
+
+    def write(self, line):
+        with self.lock:
+            self.f.write(line + "\n")
+            self.f.flush()
+
+
+def make_handler(name, log):
+    body = (name + "\n").encode()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        server_version = "svcgw-test-pod"
+
+        def log_message(self, fmt, *args):
+            pass
+
+        def do_GET(self):
+            ip, port = self.client_address[:2]
+            log.write(f"http {ip} {port} {self.path}")
+            url = urllib.parse.urlsplit(self.path)
+            if url.path == "/":
+                self.reply(200, body)
+            elif url.path == "/stream":
+                self.stream(urllib.parse.parse_qs(url.query))
+            else:
+                self.reply(404, b"not found\n")
+
+        def do_POST(self):
+            ip, port = self.client_address[:2]
+            log.write(f"http {ip} {port} POST{self.path}")
+            if self.path != "/sink":
+                self.reply(404, b"not found\n")
+                return
+            try:
+                left = int(self.headers.get("Content-Length", ""))
+            except ValueError:
+                self.reply(411, b"length required\n")
+                return
+            digest = hashlib.sha256()
+            count = 0
+            while left > 0:
+                data = self.rfile.read(min(left, CHUNK))
+                if not data:
+                    break
+                digest.update(data)
+                count += len(data)
+                left -= len(data)
+            self.reply(200, f"{count} {digest.hexdigest()}\n".encode())
+
+        def reply(self, code, data):
+            self.send_response(code)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(len(data)))
+            self.send_header("X-Pod", name)
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(data)
+
+        def stream(self, query):
+            try:
+                total = int(query.get("bytes", ["0"])[0])
+                seconds = float(query.get("seconds", ["0"])[0])
+            except ValueError:
+                self.reply(400, b"bad query\n")
+                return
+            if total < 0 or total > 1 << 32 or not 0 <= seconds <= 120:
+                self.reply(400, b"bad query\n")
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(total))
+            self.send_header("X-Pod", name)
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.flush()
+            # Pace by the clock, not by sleeping a fixed time per chunk, so
+            # a slow path does not stretch the transfer further.
+            start = time.monotonic()
+            # Any chunk of the body is a slice of this block.
+            block = stream_pattern(0, CHUNK + 251)
+            sent = 0
+            try:
+                while sent < total:
+                    n = min(CHUNK, total - sent)
+                    off = sent % 251
+                    self.wfile.write(block[off:off + n])
+                    sent += n
+                    due = start + seconds * sent / total
+                    delay = due - time.monotonic()
+                    if delay > 0:
+                        time.sleep(delay)
+                self.wfile.flush()
+            except (BrokenPipeError, ConnectionResetError):
+                ip, port = self.client_address[:2]
+                log.write(f"abort {ip} {port} {sent}")
+
+    return Handler
+
+
+class HTTPServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+def udp_echo(sock, name, log):
+    reply = (name + "\n").encode()
+    while True:
+        _, (ip, port) = sock.recvfrom(2048)
+        log.write(f"udp {ip} {port}")
+        sock.sendto(reply, (ip, port))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--name", required=True)
+    ap.add_argument("--addr", required=True)
+    ap.add_argument("--http-port", type=int, default=8080)
+    ap.add_argument("--udp-port", type=int, default=5353)
+    ap.add_argument("--log", required=True)
+    args = ap.parse_args()
+
+    # SIGTERM from the harness: leave through the normal exit path.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+
+    log = Log(args.log)
+    httpd = HTTPServer((args.addr, args.http_port),
+                       make_handler(args.name, log))
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    udp.bind((args.addr, args.udp_port))
+    threading.Thread(target=udp_echo, args=(udp, args.name, log),
+                     daemon=True).start()
+    print("ready", flush=True)
+    httpd.serve_forever()
+
+
+if __name__ == "__main__":
+    main()

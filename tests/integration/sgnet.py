@@ -1,0 +1,798 @@
+# SPDX-License-Identifier: BSD-3-Clause
+"""The integration harness: namespaces, pods, clients, the gateway, TAP.
+
+Shared by every tests/integration/test_*.py and by tools/demo.py. What lives
+here: the topology of DESIGN.md's test addresses built from network
+namespaces and veth pairs, the stand-in pods (pod.py), the real clients
+(curl, socat, iperf3, tcpdump) run inside the client namespace, svcgw run
+inside the gateway namespace, libconfig rendering of its config, and a TAP
+writer. Everything a run creates is registered with its Harness and torn
+down, by PID and by name, when the run ends however it ends.
+
+The topology (one run; NS = the run's prefix, unique per process):
+
+  NS-client                 NS-gw (svcgw)                   NS-pods
+  eth0 198.51.100.2/24 ---- gw-ext | gw-int ---------------- eth0 203.0.113.11/24
+  192.0.2.0/24 via .1       (no kernel addresses)                 203.0.113.12/24
+                                                                  203.0.113.13/24
+
+The veth ends are created directly inside their namespaces, so the names
+seen by svcgw (gw-ext, gw-int) are fixed and config/demo.conf needs no
+templating; only the namespaces carry the unique prefix. The pods have no
+route off their link: in nat mode every reply goes to the SNAT address
+(203.0.113.1, the gateway's internal port address), so a gateway that
+forgot to translate a source would show up as a failed connection.
+"""
+import atexit
+import os
+import queue
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SRC_ROOT = os.path.dirname(os.path.dirname(HERE))
+
+CLIENT_ADDR = "198.51.100.2"
+EXT_ADDR = "198.51.100.1"
+INT_ADDR = "203.0.113.1"
+NODE_ADDR = "192.0.2.1"
+VIP = "192.0.2.100"
+VIP_BULK = "192.0.2.101"
+VIP_EMPTY = "192.0.2.102"
+SNAT_ADDR = INT_ADDR
+PODS = (("pod-a", "203.0.113.11"), ("pod-b", "203.0.113.12"),
+        ("pod-c", "203.0.113.13"))
+HTTP_PORT = 8080
+UDP_PORT = 5353
+IPERF_PORT = 5201
+NODE_PORT = 30080
+
+DPDK_RUN_DIR = "/var/run/dpdk"
+
+
+def svcgw_path():
+    return os.environ.get("SVCGW") or os.path.join(
+        SRC_ROOT, "build", "app", "svcgw", "svcgw")
+
+
+def svcgwctl_path():
+    return os.environ.get("SVCGWCTL") or os.path.join(
+        SRC_ROOT, "tools", "svcgwctl")
+
+
+def ns_argv(ns, argv):
+    """argv run inside network namespace ns (None: here)."""
+    return (["ip", "netns", "exec", ns] + list(argv)) if ns else list(argv)
+
+
+def run(argv, ns=None, timeout=30, check=True, input=None):
+    """Run a command to completion; text output captured."""
+    p = subprocess.run(ns_argv(ns, argv), input=input, capture_output=True,
+                       text=True, timeout=timeout)
+    if check and p.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} (in {ns or 'root ns'}): "
+                           f"exit {p.returncode}: {p.stderr.strip()}")
+    return p
+
+
+class Lines:
+    """The lines a child writes to a pipe, gathered by a thread, so a
+    reader can wait for the next one with a timeout (select() on the pipe
+    would miss lines already in Python's buffer)."""
+
+    def __init__(self, stream):
+        self.q = queue.Queue()
+        threading.Thread(target=self._pump, args=(stream,),
+                         daemon=True).start()
+
+    def _pump(self, stream):
+        try:
+            for line in stream:
+                self.q.put(line)
+        except (OSError, ValueError):
+            pass  # the pipe was closed under us: the end either way
+        self.q.put(None)
+
+    def next(self, timeout):
+        """The next line, or None at EOF or after timeout seconds."""
+        try:
+            return self.q.get(timeout=timeout)
+        except queue.Empty:
+            return None
+
+    def wait_for(self, text, timeout):
+        """True once a line containing text arrives, False at EOF or after
+        timeout seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            line = self.next(left)
+            if line is None:
+                return False
+            if text in line:
+                return True
+
+
+class Tap:
+    """TAP producer: plan first, then one line per case.
+
+    finish() reports every planned case that never ran as "not ok", so a
+    test that dies half-way can never look like a pass.
+    """
+
+    def __init__(self, plan):
+        self.plan = plan
+        self.n = 0
+        self.failed = 0
+        print(f"1..{plan}", flush=True)
+
+    def diag(self, *lines):
+        for text in lines:
+            for line in str(text).splitlines():
+                print(f"# {line}", flush=True)
+
+    def ok(self, cond, name, *diag):
+        self.n += 1
+        if not cond:
+            self.failed += 1
+        print(f"{'ok' if cond else 'not ok'} {self.n} - {name}", flush=True)
+        if not cond or os.environ.get("SVCGW_TAP_VERBOSE"):
+            self.diag(*diag)
+        return cond
+
+    def case(self, name, fn, *args):
+        """Run fn(*args) -> (cond, diag lines...); an exception fails it."""
+        try:
+            res = fn(*args)
+        except Exception as e:  # the case failed; report why, go on
+            return self.ok(False, name, f"{type(e).__name__}: {e}")
+        if isinstance(res, tuple):
+            return self.ok(bool(res[0]), name, *res[1:])
+        return self.ok(bool(res), name)
+
+    def finish(self, why="not reached"):
+        while self.n < self.plan:
+            self.ok(False, why)
+        return 1 if self.failed else 0
+
+
+class Harness:
+    """Owns what one run creates; close() (also at exit and on SIGTERM,
+    SIGINT, SIGHUP) stops its processes by PID, then deletes its
+    namespaces, DPDK runtime directories and temporary files."""
+
+    def __init__(self, tag):
+        if not re.fullmatch(r"[a-z0-9]{1,8}", tag):
+            raise ValueError("tag: 1-8 of [a-z0-9]")
+        self.prefix = f"sg{tag}{os.getpid()}"
+        self.tmp = tempfile.mkdtemp(prefix=f"svcgw-{tag}-")
+        self.procs = []
+        self.namespaces = []
+        self.dpdk_prefixes = []
+        self.closed = False
+        atexit.register(self.close)
+        for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(s, self._on_signal)
+
+    def _on_signal(self, signum, _frame):
+        # Leave through sys.exit so finally blocks and atexit run.
+        sys.exit(128 + signum)
+
+    def path(self, name):
+        return os.path.join(self.tmp, name)
+
+    def spawn(self, argv, ns=None, **kw):
+        """Start a process (inside ns) and own it; `ip netns exec` execs the
+        command, so the PID is the command's own."""
+        p = subprocess.Popen(ns_argv(ns, argv), **kw)
+        self.procs.append(p)
+        return p
+
+    def stop(self, p, sig=signal.SIGTERM, timeout=5):
+        """Stop one of our processes; its exit code (None if it was killed
+        because it ignored sig)."""
+        if p.poll() is None:
+            try:
+                p.send_signal(sig)
+                return p.wait(timeout)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+                return None
+        return p.returncode
+
+    def add_namespace(self, name):
+        run(["ip", "netns", "add", name])
+        self.namespaces.append(name)
+
+    def close(self):
+        if self.closed:
+            return
+        self.closed = True
+        for p in reversed(self.procs):
+            try:
+                self.stop(p)
+            except OSError:
+                pass
+        for ns in reversed(self.namespaces):
+            run(["ip", "netns", "del", ns], check=False)
+        for prefix in self.dpdk_prefixes:
+            shutil.rmtree(os.path.join(DPDK_RUN_DIR, prefix),
+                          ignore_errors=True)
+        if os.environ.get("SVCGW_KEEP_TMP"):
+            print(f"# kept {self.tmp}", flush=True)
+        else:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+class Topology:
+    """client -- gw -- pods, as drawn in this file's header."""
+
+    def __init__(self, h):
+        self.h = h
+        self.client = f"{h.prefix}-client"
+        self.gw = f"{h.prefix}-gw"
+        self.pods = f"{h.prefix}-pods"
+
+    def create(self):
+        h = self.h
+        for ns in (self.client, self.gw, self.pods):
+            h.add_namespace(ns)
+            # IPv4 only for now: no DAD, router solicitations or MLD
+            # reports on the wire to confuse captures and counters. Set
+            # before the veths exist so they inherit it.
+            for conf in ("all", "default"):
+                run(["sysctl", "-qw",
+                     f"net.ipv6.conf.{conf}.disable_ipv6=1"], ns=ns)
+            run(["ip", "-n", ns, "link", "set", "lo", "up"])
+        run(["ip", "-n", self.client, "link", "add", "eth0", "type", "veth",
+             "peer", "name", "gw-ext", "netns", self.gw])
+        run(["ip", "-n", self.pods, "link", "add", "eth0", "type", "veth",
+             "peer", "name", "gw-int", "netns", self.gw])
+
+        # A kernel sending on a veth leaves TCP/UDP checksums partial
+        # (CHECKSUM_PARTIAL) for the peer to finish; an AF_PACKET reader on
+        # the peer, as DPDK's af_packet PMD is, gets the unfinished sum and
+        # would forward it as is. `ip link` cannot change offloads; ethtool
+        # can: with tx checksumming off the kernel checksums in software,
+        # and TSO goes off with it, so no 64 KB super-packets reach the
+        # gateway either.
+        for ns in (self.client, self.pods):
+            run(["ethtool", "-K", "eth0", "tx", "off"], ns=ns)
+        for dev in ("gw-ext", "gw-int"):
+            # GRO on the gateway side would merge segments into frames
+            # bigger than the MTU before the PMD sees them.
+            run(["ethtool", "-K", dev, "tx", "off", "gro", "off"], ns=self.gw)
+            run(["ip", "-n", self.gw, "link", "set", dev, "up"])
+
+        run(["ip", "-n", self.client, "addr", "add", f"{CLIENT_ADDR}/24",
+             "dev", "eth0"])
+        run(["ip", "-n", self.client, "link", "set", "eth0", "up"])
+        run(["ip", "-n", self.client, "route", "add", "192.0.2.0/24",
+             "via", EXT_ADDR])
+        for _, addr in PODS:
+            run(["ip", "-n", self.pods, "addr", "add", f"{addr}/24",
+                 "dev", "eth0"])
+        run(["ip", "-n", self.pods, "link", "set", "eth0", "up"])
+        return self
+
+
+class Pods:
+    """The three stand-in pods (pod.py), each logging who it served."""
+
+    def __init__(self, h, topo, pods=PODS):
+        self.h = h
+        self.topo = topo
+        self.pods = pods
+        self.procs = {}
+
+    def log_path(self, name):
+        return self.h.path(f"{name}.log")
+
+    def start(self, timeout=10):
+        for name, addr in self.pods:
+            p = self.h.spawn(
+                ["/usr/bin/python3", os.path.join(HERE, "pod.py"),
+                 "--name", name, "--addr", addr,
+                 "--http-port", str(HTTP_PORT), "--udp-port", str(UDP_PORT),
+                 "--log", self.log_path(name)],
+                ns=self.topo.pods, stdout=subprocess.PIPE, text=True)
+            self.procs[name] = p
+        for name, p in self.procs.items():
+            if not Lines(p.stdout).wait_for("ready", timeout):
+                raise RuntimeError(f"pod {name} did not start")
+        return self
+
+    def log(self, name):
+        """[(kind, ip, port, path)] of what pod `name` served so far."""
+        out = []
+        try:
+            with open(self.log_path(name), encoding="ascii") as f:
+                for line in f:
+                    parts = line.split()
+                    if len(parts) >= 3:
+                        out.append((parts[0], parts[1], int(parts[2]),
+                                    parts[3] if len(parts) > 3 else ""))
+        except FileNotFoundError:
+            pass
+        return out
+
+    def address(self, name):
+        return dict(self.pods)[name]
+
+
+def start_iperf_server(h, ns, addr, port=IPERF_PORT, timeout=10):
+    """One-off iperf3 server (-1: exits after one test) writing JSON."""
+    p = h.spawn(["iperf3", "-s", "-1", "-J", "-B", addr, "-p", str(port)],
+                ns=ns, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                text=True)
+    wait_listening(ns, port, timeout)
+    return p
+
+
+def iperf3_reverse(h, topo, server_addr, target, nbytes, timeout=60):
+    """iperf3 -R -n nbytes from the client to target (an address the
+    gateway forwards to an iperf3 server on server_addr in the pods).
+
+    Reverse mode makes the client the receiver, and the receiver ends a
+    -n test only once it holds all nbytes; iperf3's two counts still need
+    not be equal: the sender counts what it wrote into its socket before
+    the end-of-test message reached it (esnet/iperf issues 306 and 382).
+    So the check is received >= nbytes and received <= sent.
+    Returns {"sent", "received", "bps", "error"} (counts None on failure).
+    """
+    import json
+    srv = start_iperf_server(h, topo.pods, server_addr)
+    cl = timed(["iperf3", "-c", target, "-R", "-n", str(nbytes), "-J",
+                "--connect-timeout", "3000"], topo.client, timeout)
+    out = {"sent": None, "received": None, "bps": None, "error": None}
+    try:
+        sout, _ = srv.communicate(timeout=10)
+        cj, sj = json.loads(cl.out), json.loads(sout)
+        out["received"] = cj["end"]["sum_received"]["bytes"]
+        out["bps"] = cj["end"]["sum_received"]["bits_per_second"]
+        out["sent"] = sj["end"]["sum_sent"]["bytes"]
+    except Exception as e:  # the caller reports the counts it lacks
+        out["error"] = f"{type(e).__name__}: {e}; client: " \
+            f"{cl.err.strip()[-300:]} {cl.out.strip()[-300:]}"
+    return out
+
+
+def upload(h, ns, url, nbytes, max_time=60):
+    """POST nbytes of pod.stream_pattern to url (pod.py's /sink) with curl;
+    (ok, detail): ok when the pod read exactly those bytes."""
+    import hashlib
+    from pod import stream_pattern
+    block = stream_pattern(0, 251)
+    data = (block * (nbytes // 251 + 1))[:nbytes]
+    path = h.path("upload.bin")
+    with open(path, "wb") as f:
+        f.write(data)
+    want = f"{nbytes} {hashlib.sha256(data).hexdigest()}"
+    r = curl(ns, url, max_time=max_time,
+             extra=["--data-binary", f"@{path}", "-H",
+                    "Content-Type: application/octet-stream"])
+    return r.rc == 0 and r.out.strip() == want, \
+        f"pod read: {r.out.strip()!r}, sent: {want!r}, {r!r}"
+
+
+def wait_listening(ns, port, timeout=10, proto="t"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        out = run(["ss", f"-Hl{proto}n", f"sport = :{port}"], ns=ns).stdout
+        if out.strip():
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on port {port} in {ns}")
+
+
+# -- clients ---------------------------------------------------------------
+
+class Result:
+    def __init__(self, rc, out, err, elapsed):
+        self.rc, self.out, self.err, self.elapsed = rc, out, err, elapsed
+
+    def __repr__(self):
+        return (f"rc={self.rc} out={self.out.strip()!r} "
+                f"err={self.err.strip()!r} {self.elapsed:.3f}s")
+
+
+def timed(argv, ns, timeout):
+    t = time.monotonic()
+    try:
+        p = subprocess.run(ns_argv(ns, argv), capture_output=True, text=True,
+                           timeout=timeout)
+        return Result(p.returncode, p.stdout, p.stderr, time.monotonic() - t)
+    except subprocess.TimeoutExpired:
+        return Result(None, "", "timed out", time.monotonic() - t)
+
+
+def curl(ns, url, local_port=None, max_time=5, extra=()):
+    argv = ["curl", "-sS", "--max-time", str(max_time),
+            "--connect-timeout", str(max_time)]
+    if local_port:
+        argv += ["--local-port", str(local_port)]
+    return timed(argv + list(extra) + [url], ns, max_time + 5)
+
+
+def udp_request(ns, host, port, local_port=None, msg="hello\n", wait=2):
+    """One datagram to host:port with socat, the first reply line back.
+
+    socat stays up for its -t linger (0.5 s) after its input ends and a UDP
+    peer never sends an end; so keep its input open, take the first line
+    it prints, then stop it. A refusal (ICMP port unreachable on socat's
+    connected socket) makes socat exit at once with "Connection refused".
+    """
+    src = f",sourceport={local_port}" if local_port else ""
+    argv = ns_argv(ns, ["socat", "-T", str(wait), "-",
+                        f"UDP4:{host}:{port}{src}"])
+    t = time.monotonic()
+    p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    try:
+        out = Lines(p.stdout)
+        p.stdin.write(msg)
+        p.stdin.flush()
+        line = out.next(wait)
+        elapsed = time.monotonic() - t
+        if line is not None:
+            p.terminate()
+            p.wait(5)
+            return Result(0, line, "", elapsed)
+        try:
+            rc = p.wait(1)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+            return Result(None, "", "timed out", elapsed)
+        return Result(rc, "", p.stderr.read(), elapsed)
+    finally:
+        for f in (p.stdin, p.stdout, p.stderr):
+            try:
+                f.close()
+            except OSError:
+                pass
+
+
+def parallel(fn, items, workers=8):
+    """[fn(item)] computed by up to `workers` threads, in item order."""
+    results = [None] * len(items)
+    lock = threading.Lock()
+    it = iter(range(len(items)))
+
+    def worker():
+        while True:
+            with lock:
+                i = next(it, None)
+            if i is None:
+                return
+            results[i] = fn(items[i])
+
+    threads = [threading.Thread(target=worker) for _ in range(workers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
+def service_of_entry(name):
+    """The Service name in a service entry's telemetry name,
+    "namespace/name:port/PROTO[/v6][/nodeport]"."""
+    return name.split("/", 1)[1].split(":", 1)[0]
+
+
+def spread(names):
+    """{name: count} with every name present, sorted."""
+    out = {}
+    for n in names:
+        out[n] = out.get(n, 0) + 1
+    return dict(sorted(out.items()))
+
+
+class Capture:
+    """tcpdump writing a pcap inside a namespace."""
+
+    def __init__(self, h, ns, iface, bpf, path):
+        self.h, self.path = h, path
+        # -Z root: tcpdump drops to its own user otherwise and could not
+        # write into the run's private temp dir. --immediate-mode: libpcap
+        # otherwise hands packets over a ring block at a time (or after
+        # its 1 s timeout) and SIGINT loses the block not yet handed over;
+        # -U then writes each packet as it comes.
+        self.p = h.spawn(["tcpdump", "-i", iface, "-n", "--immediate-mode",
+                          "-U", "-Z", "root", "-w", path, bpf], ns=ns, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE, text=True)
+        if not Lines(self.p.stderr).wait_for("listening on", 10):
+            raise RuntimeError(f"tcpdump did not start in {ns}")
+
+    def stop(self):
+        self.h.stop(self.p, signal.SIGINT)
+        return self.path
+
+
+# -- the gateway -----------------------------------------------------------
+
+def libconfig(value, indent=1):
+    """libconfig text of a Python value (dict = group, list of dicts =
+    list, list of scalars = array)."""
+    pad = "\t" * indent
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, dict):
+        body = "".join(f"{pad}{k} = {libconfig(v, indent + 1)};\n"
+                       for k, v in value.items())
+        return "{\n" + body + "\t" * (indent - 1) + "}"
+    if isinstance(value, (list, tuple)):
+        if not value or isinstance(value[0], dict):
+            items = ",\n".join(pad + libconfig(v, indent + 1) for v in value)
+            return "(\n" + items + "\n" + "\t" * (indent - 1) + ")" \
+                if value else "( )"
+        return "[ " + ", ".join(libconfig(v, indent) for v in value) + " ]"
+    raise TypeError(f"no libconfig form for {type(value).__name__}")
+
+
+def render_conf(settings):
+    return "".join(f"{k} = {libconfig(v)};\n" for k, v in settings.items())
+
+
+def endpoint(addr, **conditions):
+    return {"address": addr, **conditions}
+
+
+def service(name, ports, endpoints, vips=(), kind="LoadBalancer",
+            namespace="test"):
+    s = {"namespace": namespace, "name": name, "type": kind}
+    if vips:
+        s["vips"] = list(vips)
+    s["ports"] = list(ports)
+    s["endpoints"] = list(endpoints)
+    return s
+
+
+def port(protocol, number, target, node_port=None, name=None):
+    p = {}
+    if name:
+        p["name"] = name
+    p.update({"protocol": protocol, "port": number})
+    if node_port:
+        p["node_port"] = node_port
+    p["target_port"] = target
+    return p
+
+
+def pod_endpoints(names=None):
+    return [endpoint(a) for n, a in PODS if names is None or n in names]
+
+
+def standard_services(web_pods=None):
+    """The services every traffic test uses:
+    web   VIP:80/TCP and node:30080 -> pods:8080 (all three pods)
+    echo  VIP:53/UDP -> pods:5353
+    bulk  VIP_BULK:5201/TCP -> pod-a:5201 only (iperf3's control and data
+          connections must reach the same server)
+    empty VIP_EMPTY:80/TCP, :53/UDP with no endpoints."""
+    return [
+        service("web", [port("TCP", 80, HTTP_PORT, node_port=NODE_PORT)],
+                pod_endpoints(web_pods), vips=[VIP]),
+        service("echo", [port("UDP", 53, UDP_PORT)], pod_endpoints(),
+                vips=[VIP]),
+        service("bulk", [port("TCP", IPERF_PORT, IPERF_PORT)],
+                pod_endpoints(["pod-a"]), vips=[VIP_BULK]),
+        service("empty", [port("TCP", 80, HTTP_PORT, name="http"),
+                          port("UDP", 53, UDP_PORT, name="dns")],
+                [], vips=[VIP_EMPTY]),
+    ]
+
+
+def eal_lcores(workers):
+    """EAL arguments for the main lcore plus `workers` worker lcores.
+    Lcore ids are 1..workers; with fewer CPUs than lcores they share CPUs
+    (--lcores maps lcore to CPU) so the test runs on a two-core machine."""
+    ncpu = len(os.sched_getaffinity(0))
+    if workers + 1 <= ncpu:
+        return ["-l", f"0-{workers}"]
+    cpus = sorted(os.sched_getaffinity(0))
+    mapping = ",".join(f"{i}@{cpus[i % len(cpus)]}"
+                       for i in range(workers + 1))
+    return ["--lcores", mapping]
+
+
+def gateway_conf(file_prefix, services, workers=1, extra=None):
+    """The demo topology's settings (config/demo.conf) for one run."""
+    conf = {
+        "eal": ["--file-prefix=" + file_prefix, "--no-huge", "-m", "512",
+                "--no-pci"] + eal_lcores(workers),
+        "workers": list(range(1, workers + 1)),
+        "ports": [
+            {"name": "ext",
+             "device": f"net_af_packet0,iface=gw-ext,qpairs={workers}",
+             "role": "external", "address": f"{EXT_ADDR}/24"},
+            {"name": "int",
+             "device": f"net_af_packet1,iface=gw-int,qpairs={workers}",
+             "role": "internal", "address": f"{INT_ADDR}/24"},
+        ],
+        "node_addresses": [NODE_ADDR],
+        "snat_addresses": [SNAT_ADDR],
+        "services": services,
+    }
+    conf.update(extra or {})
+    return conf
+
+
+class Svcgw:
+    """svcgw running in the gateway namespace; its stderr kept line by
+    line (and in svcgw.log in the run's temp dir)."""
+
+    def __init__(self, h, topo, conf_path, file_prefix, extra_args=()):
+        self.h, self.topo = h, topo
+        self.conf_path = conf_path
+        self.file_prefix = file_prefix
+        self.extra_args = list(extra_args)
+        self.lines = []
+        self.cond = threading.Condition()
+        self.p = None
+        h.dpdk_prefixes.append(file_prefix)
+
+    def start(self, timeout=30):
+        self.p = self.h.spawn([svcgw_path(), "-c", self.conf_path]
+                              + self.extra_args, ns=self.topo.gw,
+                              stdin=subprocess.DEVNULL,
+                              stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True)
+        threading.Thread(target=self._reader, daemon=True).start()
+        if self.wait_line("svcgw: ready", 0, timeout) is None:
+            raise RuntimeError("svcgw not ready:\n" + self.tail())
+        return self
+
+    def _reader(self):
+        with open(self.h.path("svcgw.log"), "a", encoding="utf-8") as log:
+            for line in self.p.stderr:
+                log.write(line)
+                log.flush()
+                with self.cond:
+                    self.lines.append(line.rstrip("\n"))
+                    self.cond.notify_all()
+        with self.cond:
+            self.cond.notify_all()
+
+    def wait_line(self, text, start=0, timeout=10):
+        """Index of the first line at or after `start` containing text, or
+        None on timeout or when svcgw has exited."""
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                for i in range(start, len(self.lines)):
+                    if text in self.lines[i]:
+                        return i
+                left = deadline - time.monotonic()
+                if left <= 0 or self.p.poll() is not None:
+                    return None
+                self.cond.wait(min(left, 0.2))
+
+    def reload(self, timeout=10):
+        """SIGHUP; "reloaded", "rejected" or None (no answer)."""
+        with self.cond:
+            start = len(self.lines)
+        self.p.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.wait_line("svcgw: reloaded", start, 0.1) is not None:
+                return "reloaded"
+            if self.wait_line("svcgw: reload rejected", start, 0.1) \
+                    is not None:
+                return "rejected"
+        return None
+
+    def lines_since(self, start):
+        with self.cond:
+            return list(self.lines[start:])
+
+    def running(self):
+        return self.p is not None and self.p.poll() is None
+
+    def stop(self, sig=signal.SIGTERM, timeout=15):
+        return self.h.stop(self.p, sig, timeout)
+
+    def tail(self, n=20):
+        with self.cond:
+            return "\n".join(self.lines[-n:])
+
+    def ctl(self, *args, json_out=True, timeout=10):
+        """Run tools/svcgwctl against this gateway; parsed JSON (json_out)
+        or the text it printed."""
+        import json
+        argv = [sys.executable, svcgwctl_path(), "-p", self.file_prefix]
+        if json_out:
+            argv.append("--json")
+        p = run(argv + list(args), timeout=timeout)
+        return json.loads(p.stdout) if json_out else p.stdout
+
+
+class Setup:
+    """The usual run: topology, pods, svcgw on the standard services.
+
+    start() may raise; what it created is still owned by the Harness."""
+
+    def __init__(self, h, services=None, workers=1, extra=None):
+        self.h = h
+        self.file_prefix = h.prefix
+        self.services = services if services is not None \
+            else standard_services()
+        self.workers = workers
+        self.extra = extra
+        self.conf_path = h.path("svcgw.conf")
+        self.topo = self.pods = self.gw = None
+
+    def settings(self, services=None):
+        return gateway_conf(self.file_prefix,
+                            self.services if services is None else services,
+                            self.workers, self.extra)
+
+    def start(self):
+        self.topo = Topology(self.h).create()
+        self.pods = Pods(self.h, self.topo).start()
+        write_conf(self.conf_path, self.settings())
+        self.gw = Svcgw(self.h, self.topo, self.conf_path, self.file_prefix)
+        self.gw.start()
+        return self
+
+
+def curl_spread(ns, url, ports, workers=8, max_time=5):
+    """curl url once from each local port; (pod names answered in port
+    order (None: failed), [failure descriptions])."""
+    res = parallel(lambda p: curl(ns, url, local_port=p, max_time=max_time),
+                   list(ports), workers)
+    names = [r.out.strip() if r.rc == 0 and r.out.strip() else None
+             for r in res]
+    bad = [f"port {p}: {r!r}" for p, r in zip(ports, res) if r.rc != 0]
+    return names, bad
+
+
+def udp_spread(ns, host, port, local_ports, workers=8, wait=2):
+    res = parallel(lambda p: udp_request(ns, host, port, local_port=p,
+                                         wait=wait),
+                   list(local_ports), workers)
+    names = [r.out.strip() or None for r in res]
+    bad = [f"port {p}: {r!r}" for p, r in zip(local_ports, res)
+           if not r.out.strip()]
+    return names, bad
+
+
+def shares_ok(names, pods, lo, hi):
+    """Every pod in `pods` answered between lo and hi times, nobody else
+    answered; (ok, diagnostic)."""
+    counts = spread(n for n in names if n is not None)
+    ok = set(counts) == set(pods) and \
+        all(lo <= counts[p] <= hi for p in pods)
+    return ok, f"answers per pod {counts} (bound {lo}..{hi} each)"
+
+
+def write_conf(path, settings):
+    """Write atomically: a SIGHUP never reads half a file."""
+    tmp = path + ".new"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(render_conf(settings))
+    os.replace(tmp, path)
+    return path
+
+
+def require_root():
+    """Integration tests need root (namespaces, raw sockets): without it
+    the file fails, loudly, rather than pass by testing nothing."""
+    if os.geteuid() != 0:
+        print("1..1")
+        print("not ok 1 - needs root: network namespaces, veths, DPDK")
+        sys.exit(1)
