@@ -86,7 +86,7 @@ def demo(h, config):
     say("== pods: HTTP on :8080 and UDP echo on :5353 in " + topo.pods)
 
     say(f"== svcgw -c {os.path.relpath(config)} in {topo.gw} "
-        "(DPDK af_packet ports on the veths)")
+        "(DPDK af_xdp ports on the veths)")
     gw = sgnet.Svcgw(h, topo, config, h.prefix,
                      extra_args=[f"--file-prefix={h.prefix}"])
     try:

@@ -177,6 +177,7 @@ class Harness:
         self.procs = []
         self.namespaces = []
         self.dpdk_prefixes = []
+        self.cleanups = []
         self.closed = False
         atexit.register(self.close)
         for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
@@ -213,6 +214,10 @@ class Harness:
         run(["ip", "netns", "add", name])
         self.namespaces.append(name)
 
+    def on_close(self, fn):
+        """Run fn at close, after our processes stopped (last added, first run)."""
+        self.cleanups.append(fn)
+
     def close(self):
         if self.closed:
             return
@@ -222,6 +227,11 @@ class Harness:
                 self.stop(p)
             except OSError:
                 pass
+        for fn in reversed(self.cleanups):
+            try:
+                fn()
+            except (OSError, RuntimeError) as e:
+                print(f"# cleanup: {e}", flush=True)
         for ns in reversed(self.namespaces):
             run(["ip", "netns", "del", ns], check=False)
         for prefix in self.dpdk_prefixes:
@@ -233,6 +243,36 @@ class Harness:
             shutil.rmtree(self.tmp, ignore_errors=True)
 
 
+HUGEPAGES_2M = "/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages"
+
+
+def hugepages(h, megabytes):
+    """Reserve megabytes of 2 MiB hugepages on top of what the machine has
+    and mount a hugetlbfs of our own for them; both undone at h.close().
+    Returns the mount point, for EAL's --huge-dir."""
+    with open(HUGEPAGES_2M, encoding="ascii") as f:
+        before = int(f.read())
+    want = before + megabytes // 2
+
+    def restore():
+        with open(HUGEPAGES_2M, "w", encoding="ascii") as f:
+            f.write(str(before))
+
+    with open(HUGEPAGES_2M, "w", encoding="ascii") as f:
+        f.write(str(want))
+    h.on_close(restore)
+    with open(HUGEPAGES_2M, encoding="ascii") as f:
+        got = int(f.read())
+    if got < want:
+        raise RuntimeError(f"hugepages: asked for {want} of 2 MiB, the kernel "
+                           f"gave {got} (memory too fragmented or too small)")
+    mnt = h.path("huge")
+    os.mkdir(mnt)
+    run(["mount", "-t", "hugetlbfs", "-o", "pagesize=2M", "nodev", mnt])
+    h.on_close(lambda: run(["umount", mnt]))
+    return mnt
+
+
 class Topology:
     """client -- gw -- pods, as drawn in this file's header."""
 
@@ -242,7 +282,7 @@ class Topology:
         self.gw = f"{h.prefix}-gw"
         self.pods = f"{h.prefix}-pods"
 
-    def create(self):
+    def create(self, workers=1):
         h = self.h
         for ns in (self.client, self.gw, self.pods):
             h.add_namespace(ns)
@@ -253,10 +293,14 @@ class Topology:
                 run(["sysctl", "-qw",
                      f"net.ipv6.conf.{conf}.disable_ipv6=1"], ns=ns)
             run(["ip", "-n", ns, "link", "set", "lo", "up"])
-        run(["ip", "-n", self.client, "link", "add", "eth0", "type", "veth",
-             "peer", "name", "gw-ext", "netns", self.gw])
-        run(["ip", "-n", self.pods, "link", "add", "eth0", "type", "veth",
-             "peer", "name", "gw-int", "netns", self.gw])
+        # As many queue pairs as the gateway has workers: a veth spreads
+        # what it receives over its rx queues, and the gateway must poll
+        # every one of them.
+        q = ["numtxqueues", str(workers), "numrxqueues", str(workers)]
+        run(["ip", "-n", self.client, "link", "add", "eth0", *q, "type", "veth",
+             "peer", "name", "gw-ext", *q, "netns", self.gw])
+        run(["ip", "-n", self.pods, "link", "add", "eth0", *q, "type", "veth",
+             "peer", "name", "gw-int", *q, "netns", self.gw])
 
         # A kernel sending on a veth leaves TCP/UDP checksums partial
         # (CHECKSUM_PARTIAL) for the peer to finish; an AF_PACKET reader on
@@ -610,6 +654,16 @@ def eal_lcores(workers):
     return ["--lcores", mapping]
 
 
+def vdev(n, iface, workers):
+    """The DPDK virtual device for a gateway veth: net_af_xdp, the fast
+    one, for one worker; net_af_packet for more, because DPDK 22.11's
+    af_xdp takes its queue count from the interface's "combined" channels,
+    which a veth does not have (it has separate rx and tx channels)."""
+    if workers == 1:
+        return f"net_af_xdp{n},iface={iface}"
+    return f"net_af_packet{n},iface={iface},qpairs={workers}"
+
+
 def gateway_conf(file_prefix, services, workers=1, extra=None):
     """The demo topology's settings (config/demo.conf) for one run."""
     conf = {
@@ -617,11 +671,9 @@ def gateway_conf(file_prefix, services, workers=1, extra=None):
                 "--no-pci"] + eal_lcores(workers),
         "workers": list(range(1, workers + 1)),
         "ports": [
-            {"name": "ext",
-             "device": f"net_af_packet0,iface=gw-ext,qpairs={workers}",
+            {"name": "ext", "device": vdev(0, "gw-ext", workers),
              "role": "external", "address": f"{EXT_ADDR}/24"},
-            {"name": "int",
-             "device": f"net_af_packet1,iface=gw-int,qpairs={workers}",
+            {"name": "int", "device": vdev(1, "gw-int", workers),
              "role": "internal", "address": f"{INT_ADDR}/24"},
         ],
         "node_addresses": [NODE_ADDR],
@@ -742,7 +794,7 @@ class Setup:
                             self.workers, self.extra)
 
     def start(self):
-        self.topo = Topology(self.h).create()
+        self.topo = Topology(self.h).create(self.workers)
         self.pods = Pods(self.h, self.topo).start()
         write_conf(self.conf_path, self.settings())
         self.gw = Svcgw(self.h, self.topo, self.conf_path, self.file_prefix)

@@ -135,7 +135,7 @@ def run(tap, h):
     tap.diag(f"iperf3: pod sent {ip['sent']} bytes, client received "
              f"{ip['received']}")
     if ip["bps"]:
-        tap.diag(f"iperf3 TCP through svcgw (1 worker, af_packet veths): "
+        tap.diag(f"iperf3 TCP through svcgw (1 worker, af_xdp on veths): "
                  f"{ip['bps'] / 1e9:.2f} Gbit/s, "
                  f"{time.monotonic() - t0:.1f} s")
 

@@ -82,7 +82,7 @@ def run(tap, h):
            "32 MiB the pod sent", f"pod sent {ip['sent']}, client received "
            f"{ip['received']}", ip["error"] or "")
     if ip["bps"]:
-        tap.diag(f"iperf3 TCP through svcgw (2 workers): "
+        tap.diag(f"iperf3 TCP through svcgw (2 workers, af_packet on veths): "
                  f"{ip['bps'] / 1e9:.2f} Gbit/s")
 
     rc = gw.stop()

@@ -592,11 +592,11 @@ test_demo(void **state)
 	assert_int_equal(c->workers[0], 1);
 	assert_int_equal(c->n_ports, 2);
 	assert_string_equal(c->ports[0].name, "ext");
-	assert_string_equal(c->ports[0].device, "net_af_packet0,iface=gw-ext");
+	assert_string_equal(c->ports[0].device, "net_af_xdp0,iface=gw-ext");
 	assert_int_equal(c->ports[0].role, SG_CONF_ROLE_EXTERNAL);
 	assert_addr(&c->ports[0].address, "198.51.100.1/24");
 	assert_string_equal(c->ports[1].name, "int");
-	assert_string_equal(c->ports[1].device, "net_af_packet1,iface=gw-int");
+	assert_string_equal(c->ports[1].device, "net_af_xdp1,iface=gw-int");
 	assert_int_equal(c->ports[1].role, SG_CONF_ROLE_INTERNAL);
 	assert_addr(&c->ports[1].address, "203.0.113.1/24");
 	assert_int_equal(c->n_node_addrs, 1);
