@@ -64,7 +64,7 @@ struct fill {
 	 */
 	uint64_t *taken;
 	uint32_t *free_slots;	/* the free slots, once few are left */
-	uint32_t *inverse;	/* skip^-1 mod M per walker, for the same phase */
+	uint32_t *inverse;	/* skip^-1 mod M per walker, once needed; 0 before */
 };
 
 int
@@ -216,17 +216,18 @@ next_turn(const struct fill *f, uint32_t *turn)
 static uint32_t
 mod_inverse(uint32_t skip, uint32_t m)
 {
-	int64_t t0 = 0, t1 = 1, r0 = m, r1 = skip;
+	/* Everything stays below m < 2^31: 32-bit divisions, several times cheaper. */
+	int32_t t0 = 0, t1 = 1, r0 = (int32_t)m, r1 = (int32_t)skip;
 
 	while (r1 != 0) {
-		int64_t q = r0 / r1, r = r0 - q * r1, t = t0 - q * t1;
+		int32_t q = r0 / r1, r = r0 - q * r1, t = t0 - q * t1;
 
 		r0 = r1;
 		r1 = r;
 		t0 = t1;
 		t1 = t;
 	}
-	return (uint32_t)(t0 < 0 ? t0 + m : t0);
+	return (uint32_t)(t0 < 0 ? t0 + (int32_t)m : t0);
 }
 
 /*
@@ -242,6 +243,10 @@ first_free_by_list(const struct fill *f, uint32_t w)
 	const double inv_m = 1.0 / f->size;
 	uint32_t pos = f->walkers[w].pos, inv = f->inverse[w];
 	uint32_t best_j = UINT32_MAX, best = 0;
+
+	/* Only the walkers that take a turn in the last F need it: computed on demand. */
+	if (inv == 0)
+		inv = f->inverse[w] = mod_inverse(f->walkers[w].skip, f->size);
 
 	for (uint32_t k = 0; k < f->n_free; k++) {
 		uint32_t s = f->free_slots[k];
@@ -311,14 +316,12 @@ fill_table(struct fill *f)
 		return 0;
 
 	f->free_slots = malloc(sizeof(*f->free_slots) * f->n_free);
-	f->inverse = malloc(sizeof(*f->inverse) * f->n);
+	f->inverse = calloc(f->n, sizeof(*f->inverse));	/* 0: not computed yet */
 	if (f->free_slots == NULL || f->inverse == NULL)
 		return -ENOMEM;
 	for (uint32_t c = 0; c < f->size; c++)
 		if (!slot_taken(f->taken, c))
 			f->free_slots[k++] = c;
-	for (uint32_t w = 0; w < f->n; w++)
-		f->inverse[w] = mod_inverse(f->walkers[w].skip, f->size);
 
 	while (f->n_free > 0) {
 		uint32_t w = next_turn(f, &f->turn), at = first_free_by_list(f, w);
