@@ -35,6 +35,13 @@
 #define CTL_SLEEP_US 1000
 #define RECLAIM_EVERY_MS 100
 
+SG_LOG_REGISTER(svcgw)
+
+struct sg_app *sg_app;
+pthread_mutex_t sg_app_lock = PTHREAD_MUTEX_INITIALIZER;
+atomic_bool sg_app_stop;
+atomic_bool sg_app_reload;
+
 uint64_t
 app_now_ms(const struct sg_app *a)
 {

@@ -19,13 +19,6 @@
 
 #include "app.h"
 
-SG_LOG_REGISTER(svcgw)
-
-struct sg_app *sg_app;
-pthread_mutex_t sg_app_lock = PTHREAD_MUTEX_INITIALIZER;
-atomic_bool sg_app_stop;
-atomic_bool sg_app_reload;
-
 _Static_assert(SG_CONF_MAX_PORTS <= SG_DP_MAX_PORTS, "every configured port fits the data path");
 
 /* Program name, the file's eal list, "-a DEV" or "--vdev=DEV" per port, the command line's. */

@@ -181,6 +181,12 @@ const struct sg_dp_sample *sg_dp_sample_ready(struct sg_dp_worker *w);
 void sg_dp_sample_release(struct sg_dp_worker *w);
 
 /*
+ * The worker that owns a client flow arriving on a port without RSS
+ * (sg_dp_port.steer): its flow hash modulo the number of workers.
+ */
+uint16_t sg_dp_flow_owner(const struct sg_dp_ctx *ctx, const struct sg_flow_key *key);
+
+/*
  * The port index and next hop for an IPv4 destination: on-link if inside
  * a port's prefix (ports with `prefer` roles first), else that port's
  * default router. Returns the port index, or -1 when no port reaches it.

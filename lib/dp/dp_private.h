@@ -15,8 +15,13 @@
 
 /* Frames queued per port before a transmit burst is forced. */
 #define DP_TXQ_LEN (2 * SG_MAX_BURST)
-/* Expired flows looked for per poll turn: bounded work, never a full scan. */
-#define DP_SWEEP_BUDGET 64
+/*
+ * The sweep for expired flows runs once per millisecond, not per poll turn:
+ * at millions of packets a second a per-turn sweep costs more than the
+ * flows it finds. Its budget covers the whole table twice within the
+ * shortest timeout, and never less than DP_SWEEP_MIN entries.
+ */
+#define DP_SWEEP_MIN 64
 /* SNAT ports tried for one new flow before giving up. */
 #define DP_SNAT_TRIES 16
 /*
@@ -45,6 +50,8 @@ struct sg_dp_worker {
 	uint16_t n_workers;
 	unsigned int qsbr_id;
 	uint32_t snat_next;	/* next SNAT port to try; ≡ index mod n_workers */
+	uint32_t sweep_budget;	/* flows visited per sweep */
+	uint64_t sweep_last_ms;
 	const struct sg_dp_snat *snat; /* this burst's SNAT addresses */
 	/* Local replies' token bucket: tokens and when it was last filled. */
 	uint32_t reply_tokens;

@@ -15,10 +15,12 @@
 
 #include "pkt.h"
 
-/* X(name, what it counts) */
+/* X(name, what it counts); the drop_ counters come last, from drop_mac on. */
 #define SG_DP_COUNTERS(X) \
 	X(rx, "packets received on ports") \
 	X(tx, "packets handed to ports") \
+	X(polls_idle, "poll turns that found no packet on any port or ring") \
+	X(busy_cycles, "TSC cycles spent in poll turns that found packets") \
 	X(fwd, "packets translated toward a backend") \
 	X(rev, "replies translated back toward a client") \
 	X(flow_new, "flows created") \
@@ -30,11 +32,11 @@
 	X(echo_reply, "ICMP echo requests answered") \
 	X(rst_sent, "TCP RSTs sent: service without usable endpoints") \
 	X(unreach_sent, "ICMP port unreachables sent: service without usable endpoints") \
-	X(drop_reply_limited, "dropped: no RST or unreachable sent (rate limit, or bad source)") \
 	X(neigh_wait, "packets passed to the control thread to wait for a neighbour") \
 	X(neigh_learn, "neighbour observations passed to the control thread") \
 	X(neigh_learn_lost, "neighbour observations lost: the control thread's ring was full") \
 	X(drop_mac, "dropped: unicast to another MAC") \
+	X(drop_reply_limited, "dropped: no RST or unreachable sent (rate limit, or bad source)") \
 	X(drop_not_ours, "dropped: to no address or service of ours") \
 	X(drop_not_ip, "dropped: neither IP nor ARP") \
 	X(drop_vlan, "dropped: 802.1Q tagged (no VLAN is configured)") \

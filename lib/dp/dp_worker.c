@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include <rte_byteorder.h>
+#include <rte_cycles.h>
 #include <rte_ethdev.h>
 #include <rte_ether.h>
 #include <rte_hash_crc.h>
@@ -65,6 +66,12 @@ static inline uint32_t
 flow_hash(const struct sg_flow_key *k)
 {
 	return rte_hash_crc(k, sizeof(*k), 0);
+}
+
+uint16_t
+sg_dp_flow_owner(const struct sg_dp_ctx *ctx, const struct sg_flow_key *key)
+{
+	return (uint16_t)(flow_hash(key) % ctx->n_workers);
 }
 
 static inline void
@@ -659,24 +666,27 @@ sg_dp_worker_poll(struct sg_dp_worker *w, uint64_t now)
 {
 	const struct sg_dp_ctx *ctx = w->ctx;
 	struct rte_mbuf *pkts[SG_MAX_BURST];
-	unsigned int total = 0, n;
+	unsigned int rx = 0, n, handed, ctl;
+	/* One TSC read per turn (not per packet) tells busy time from idle. */
+	uint64_t start = rte_rdtsc();
 
 	for (unsigned int p = 0; p < ctx->n_ports; p++) {
 		n = rte_eth_rx_burst(ctx->ports[p].port_id, w->index, pkts, SG_MAX_BURST);
 		if (n == 0)
 			continue;
-		total += n;
+		rx += n;
 		sg_dp_worker_process(w, pkts, n, now);
 	}
-	w->stats.c[SG_DP_C_rx] += total;
+	w->stats.c[SG_DP_C_rx] += rx;
 
-	n = rte_ring_sc_dequeue_burst(ctx->handoff[w->index], (void **)pkts, SG_MAX_BURST, NULL);
-	if (n > 0) {
-		w->stats.c[SG_DP_C_handoff_in] += n;
-		sg_dp_worker_process(w, pkts, n, now);
+	handed = rte_ring_sc_dequeue_burst(ctx->handoff[w->index], (void **)pkts, SG_MAX_BURST,
+					   NULL);
+	if (handed > 0) {
+		w->stats.c[SG_DP_C_handoff_in] += handed;
+		sg_dp_worker_process(w, pkts, handed, now);
 	}
-	n = rte_ring_sc_dequeue_burst(ctx->ctl_tx[w->index], (void **)pkts, SG_MAX_BURST, NULL);
-	for (unsigned int i = 0; i < n; i++) {
+	ctl = rte_ring_sc_dequeue_burst(ctx->ctl_tx[w->index], (void **)pkts, SG_MAX_BURST, NULL);
+	for (unsigned int i = 0; i < ctl; i++) {
 		uint8_t port = ctx->port_index[pkts[i]->port];
 
 		if (sg_unlikely(port >= ctx->n_ports)) {
@@ -688,12 +698,19 @@ sg_dp_worker_poll(struct sg_dp_worker *w, uint64_t now)
 	}
 
 	sg_dp_worker_flush(w);
-	sg_flow_sweep(w->flows, now, DP_SWEEP_BUDGET);
+	if (now != w->sweep_last_ms) {
+		sg_flow_sweep(w->flows, now, w->sweep_budget);
+		w->sweep_last_ms = now;
+	}
 	if (atomic_load_explicit(&w->sample.state, memory_order_acquire) == 1)
 		sample_fill(w, now);
 	/* Service entries and address table hits of this turn are forgotten. */
 	rte_rcu_qsbr_quiescent(ctx->qsbr, w->qsbr_id);
-	return total;
+	if (rx + handed + ctl > 0)
+		w->stats.c[SG_DP_C_busy_cycles] += rte_rdtsc() - start;
+	else
+		DP_COUNT(w, polls_idle);
+	return rx;
 }
 
 bool
@@ -739,6 +756,21 @@ sg_dp_worker_flows(const struct sg_dp_worker *w)
 	return w->flows;
 }
 
+/* Entries to visit per millisecond: the table, twice within the shortest timeout. */
+static uint32_t
+sweep_budget(const struct sg_flow_table *t, uint32_t max_flows)
+{
+	uint32_t shortest = UINT32_MAX;
+
+	for (unsigned int s = 0; s < SG_FLOW_STATE_MAX; s++) {
+		uint32_t ms = sg_flow_timeout(t, s);
+
+		if (ms > 0 && ms < shortest)
+			shortest = ms;
+	}
+	return RTE_MAX((uint32_t)((2ull * max_flows) / RTE_MAX(shortest, 1u) + 1), DP_SWEEP_MIN);
+}
+
 struct sg_dp_worker *
 sg_dp_worker_create(const struct sg_dp_ctx *ctx, const struct sg_dp_worker_conf *conf)
 {
@@ -768,6 +800,7 @@ sg_dp_worker_create(const struct sg_dp_ctx *ctx, const struct sg_dp_worker_conf 
 		errno = err;
 		return NULL;
 	}
+	w->sweep_budget = sweep_budget(w->flows, conf->flows.max_flows);
 	return w;
 }
 

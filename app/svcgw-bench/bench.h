@@ -1,0 +1,120 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * svcgw-bench: the daemon's own workers (lib/dp, set up by app/svcgw's
+ * code) fed by an in-process traffic generator through ring-based ports,
+ * transmitting into a null port; and the same generator and sink around a
+ * worker that only swaps MAC addresses, as the baseline every figure is
+ * compared with (dpdk-testpmd --forward-mode=macswap does the same).
+ *
+ * gen.c builds the frames, scenario.c runs one scenario, main.c the rest.
+ */
+#ifndef SG_BENCH_H
+#define SG_BENCH_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "dp.h"
+
+enum bench_kind {
+	BENCH_BASELINE,	   /* MAC swap only */
+	BENCH_ESTABLISHED, /* packets of flows created beforehand */
+	BENCH_NEW,	   /* every packet a new flow: a SYN flood */
+	BENCH_MIXED,	   /* established, and one packet in ten a new flow */
+};
+
+struct bench_scenario {
+	const char *name;
+	enum bench_kind kind;
+	uint32_t flows;	   /* established flows */
+	uint32_t services;
+	uint32_t backends; /* per service */
+	const char *what;
+};
+
+struct bench_opts {
+	double seconds;	   /* measured per scenario */
+	unsigned int workers;
+	bool json;
+	bool quick;	   /* smoke run: small, short, nothing timed */
+	bool hugepages;	   /* EAL runs on hugepages */
+	bool one_core;	   /* worker and generator take turns on the main lcore */
+};
+
+/* What a scenario measured; per-worker figures in worker[]. */
+struct bench_result {
+	const struct bench_scenario *sc;
+	uint64_t packets;	   /* received by the workers in the window */
+	uint64_t packets_total;	   /* received by the workers, warm-up included */
+	uint64_t forwarded;	   /* handed to the sink port */
+	uint64_t flows_created;	   /* by the workers in the window */
+	uint64_t dropped;	   /* the workers' drop counters, summed */
+	uint64_t idle_polls;	   /* poll turns that found nothing: generator-bound */
+	double seconds;
+	double setup_seconds;
+	struct {
+		uint64_t packets;
+		uint64_t cycles;
+	} worker[SG_DP_MAX_WORKERS];
+	unsigned int workers;
+	double mpps;		   /* measured: packets in the window / its length */
+	/*
+	 * Busy TSC cycles (poll turns that found packets) per packet, and what
+	 * the workers forward at that cost when never idle: the generator
+	 * cannot then hide or inflate a worker's cost.
+	 */
+	double cycles_per_packet;
+	double capacity_mpps;
+	double ratio;		   /* capacity / the baseline's capacity */
+	bool ok;
+	char error[640];
+};
+
+/* The addresses of flow i of a scenario with `services` services. */
+struct bench_flow {
+	rte_be32_t client;
+	rte_be32_t vip;
+	rte_be16_t sport;
+	rte_be16_t dport;
+};
+
+/* Client, ports and VIPs come from the documentation ranges (DESIGN.md). */
+#define BENCH_MAX_FLOWS (253u * 64000u)
+#define BENCH_MAX_SERVICES (250u * 400u)
+#define BENCH_MAX_BACKENDS 1000u
+
+void bench_flow_of(uint32_t i, uint32_t services, struct bench_flow *f);
+/* Backend b of a service: 203.0.113.(10 + b % 240), port 8000 + b / 240. */
+void bench_backend_of(uint32_t b, uint8_t addr[4], uint16_t *port);
+
+/* gen.c: the generator, run on the main lcore. */
+struct bench_gen;
+
+struct bench_gen_conf {
+	struct rte_mempool *pool;
+	struct rte_ring *const *rx;	/* one per worker queue */
+	unsigned int queues;
+	uint16_t port_id;		/* the ring port the frames arrive on */
+	struct rte_ether_addr dst_mac;	/* that port's MAC */
+	const struct sg_dp_ctx *ctx;	/* for flow ownership */
+	uint32_t services;
+};
+
+struct bench_gen *bench_gen_create(const struct bench_gen_conf *conf);
+void bench_gen_free(struct bench_gen *g);
+/* Queue flows [0, n) for established traffic: each on its owner's queue, shuffled. */
+int bench_gen_flows(struct bench_gen *g, uint32_t n);
+/*
+ * Send up to `max` frames (one burst per queue with room): a SYN for each
+ * established flow not opened yet, then ACKs of established flows, new
+ * flows for one packet in new_every (0: none; 1: all). Returns frames sent.
+ */
+unsigned int bench_gen_send(struct bench_gen *g, unsigned int new_every);
+/* Established flows opened so far (each got its SYN). */
+uint32_t bench_gen_opened(const struct bench_gen *g);
+
+/* scenario.c */
+int bench_run(const struct bench_scenario *sc, const struct bench_opts *o,
+	      struct bench_result *r);
+
+#endif /* SG_BENCH_H */

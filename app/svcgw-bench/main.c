@@ -1,0 +1,313 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * svcgw-bench: how fast svcgw's workers forward, next to a MAC-swapping
+ * baseline measured in the same run. Prints Mpps, TSC cycles per packet
+ * and the ratio to the baseline per scenario (per worker with --workers),
+ * or JSON with --json. Asserts nothing about time; exits non-zero only if
+ * a scenario could not run or forwarded nothing.
+ *
+ *   svcgw-bench [--quick] [--json] [--workers N] [--seconds S]
+ *               [--scenario NAME]... [--hugepages] [--one-core] [--list]
+ *               [-- EAL args]
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <rte_cycles.h>
+#include <rte_eal.h>
+#include <rte_errno.h>
+#include <rte_log.h>
+
+#include "bench.h"
+
+static const struct bench_scenario scenarios[] = {
+	{ "baseline", BENCH_BASELINE, 1000, 1, 10,
+	  "the same generator and sink, MAC swap only" },
+	{ "est-1k", BENCH_ESTABLISHED, 1000, 1, 10,
+	  "established TCP, 1k flows, 1 service x 10 backends" },
+	{ "est-100k", BENCH_ESTABLISHED, 100000, 100, 10,
+	  "established TCP, 100k flows, 100 services x 10 backends" },
+	{ "est-1m", BENCH_ESTABLISHED, 1000000, 10000, 100,
+	  "established TCP, 1M flows, 10k services x 100 backends" },
+	{ "svc-1", BENCH_ESTABLISHED, 100000, 1, 10,
+	  "established TCP, 100k flows, 1 service x 10 backends" },
+	{ "svc-100k", BENCH_ESTABLISHED, 100000, 100000, 10,
+	  "established TCP, 100k flows, 100k services x 10 backends" },
+	{ "be-1000", BENCH_ESTABLISHED, 100000, 10, 1000,
+	  "established TCP, 100k flows, 10 services x 1000 backends" },
+	{ "syn-flood", BENCH_NEW, 0, 100, 10,
+	  "every packet a new flow (SYN), 100 services x 10 backends" },
+	{ "mixed", BENCH_MIXED, 100000, 100, 10,
+	  "established TCP, 100k flows, and one packet in ten a new flow" },
+};
+
+/* --quick: each kind once, small and short: it runs and it forwards. */
+static const struct bench_scenario quick[] = {
+	{ "baseline", BENCH_BASELINE, 1000, 1, 10, "MAC swap only" },
+	{ "est-1k", BENCH_ESTABLISHED, 1000, 4, 10, "established TCP, 1k flows" },
+	{ "syn-flood", BENCH_NEW, 0, 4, 10, "every packet a new flow" },
+	{ "mixed", BENCH_MIXED, 1000, 4, 10, "established and new" },
+};
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+		"usage: svcgw-bench [--quick] [--json] [--workers N] [--seconds S]\n"
+		"                   [--scenario NAME]... [--hugepages] [--one-core] [--list]\n"
+		"                   [-- EAL args]\n"
+		"Runs svcgw's worker on in-process traffic (ring port in, null port out)\n"
+		"and reports Mpps, TSC cycles per packet and the ratio to a MAC-swap\n"
+		"baseline measured in the same run.\n");
+}
+
+static const struct bench_scenario *
+find(const char *name)
+{
+	for (size_t i = 0; i < RTE_DIM(scenarios); i++)
+		if (strcmp(scenarios[i].name, name) == 0)
+			return &scenarios[i];
+	return NULL;
+}
+
+static void
+finish(struct bench_result *r, double base_capacity)
+{
+	uint64_t cycles = 0;
+
+	r->mpps = r->seconds > 0 ? (double)r->packets / r->seconds / 1e6 : 0;
+	for (unsigned int w = 0; w < r->workers; w++)
+		cycles += r->worker[w].cycles;
+	r->cycles_per_packet = r->packets ? (double)cycles / (double)r->packets : 0;
+	r->capacity_mpps = r->cycles_per_packet > 0 ?
+		r->workers * (double)rte_get_tsc_hz() / r->cycles_per_packet / 1e6 : 0;
+	r->ratio = base_capacity > 0 ? r->capacity_mpps / base_capacity : 0;
+}
+
+static void
+print_text_header(const struct bench_opts *o)
+{
+	printf("svcgw-bench: %u worker(s), TSC %.2f GHz, %s, %.1f s per scenario\n",
+	       o->workers, (double)rte_get_tsc_hz() / 1e9,
+	       o->hugepages ? "hugepages" : "4 KiB pages (--no-huge)", o->seconds);
+	printf("Mpps: what the workers forward when busy all the time (TSC rate / cycles);\n"
+	       "measured: what they forwarded in the window, which the generator may limit.\n");
+	printf("%-10s %8s %14s %8s %9s %9s %7s %9s  %s\n", "scenario", "flows", "svc x backends",
+	       "Mpps", "measured", "cyc/pkt", "x base", "drops", "notes");
+}
+
+static void
+print_text(const struct bench_result *r)
+{
+	char svc[32], notes[128] = "";
+	size_t off = 0;
+
+	snprintf(svc, sizeof(svc), "%u x %u", r->sc->services, r->sc->backends);
+	if (!r->ok) {
+		printf("%-10s  FAILED: %s\n", r->sc->name, r->error);
+		return;
+	}
+	if (r->flows_created > 0)
+		off += (size_t)snprintf(notes + off, sizeof(notes) - off, "%.2f M new flows/s ",
+					(double)r->flows_created / r->seconds / 1e6);
+	if (r->idle_polls > r->packets / 1000)
+		off += (size_t)snprintf(notes + off, sizeof(notes) - off, "generator-bound ");
+	printf("%-10s %8u %14s %8.2f %9.2f %9.1f %7.2f %9" PRIu64 "  %s\n", r->sc->name,
+	       r->sc->kind == BENCH_NEW ? 0 : r->sc->flows,
+	       r->sc->kind == BENCH_BASELINE ? "-" : svc, r->capacity_mpps, r->mpps,
+	       r->cycles_per_packet, r->ratio, r->dropped, notes);
+	if (r->workers > 1)
+		for (unsigned int w = 0; w < r->workers; w++)
+			printf("%-10s   worker %u: %.2f Mpps measured, %.1f cycles/packet\n", "",
+			       w, (double)r->worker[w].packets / r->seconds / 1e6,
+			       r->worker[w].packets ?
+				       (double)r->worker[w].cycles / r->worker[w].packets : 0);
+}
+
+static void
+print_json(const struct bench_opts *o, const struct bench_result *res, size_t n)
+{
+	printf("{\"tsc_hz\": %" PRIu64 ", \"workers\": %u, \"hugepages\": %s, "
+	       "\"seconds\": %.3f, \"scenarios\": [",
+	       rte_get_tsc_hz(), o->workers, o->hugepages ? "true" : "false", o->seconds);
+	for (size_t i = 0; i < n; i++) {
+		const struct bench_result *r = &res[i];
+
+		printf("%s\n  {\"name\": \"%s\", \"what\": \"%s\", \"ok\": %s, \"flows\": %u, "
+		       "\"services\": %u, \"backends\": %u, \"mpps\": %.4f, "
+		       "\"measured_mpps\": %.4f, "
+		       "\"cycles_per_packet\": %.2f, \"ratio_to_baseline\": %.4f, "
+		       "\"packets\": %" PRIu64 ", \"packets_total\": %" PRIu64
+		       ", \"forwarded\": %" PRIu64 ", \"dropped\": %" PRIu64
+		       ", \"new_flows\": %" PRIu64 ", \"idle_polls\": %" PRIu64
+		       ", \"seconds\": %.4f, \"setup_seconds\": %.3f, \"per_worker\": [",
+		       i ? "," : "", r->sc->name, r->sc->what, r->ok ? "true" : "false",
+		       r->sc->flows, r->sc->services, r->sc->backends, r->capacity_mpps, r->mpps,
+		       r->cycles_per_packet, r->ratio, r->packets, r->packets_total, r->forwarded,
+		       r->dropped,
+		       r->flows_created, r->idle_polls, r->seconds, r->setup_seconds);
+		for (unsigned int w = 0; w < r->workers; w++)
+			printf("%s{\"mpps\": %.4f, \"cycles_per_packet\": %.2f}", w ? ", " : "",
+			       r->seconds > 0 ? (double)r->worker[w].packets / r->seconds / 1e6 : 0,
+			       r->worker[w].packets ?
+				       (double)r->worker[w].cycles / r->worker[w].packets : 0);
+		printf("]");
+		if (!r->ok)
+			printf(", \"error\": \"%s\"", r->error);
+		printf("}");
+	}
+	printf("\n]}\n");
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "quick", no_argument, NULL, 'q' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "workers", required_argument, NULL, 'w' },
+		{ "seconds", required_argument, NULL, 's' },
+		{ "scenario", required_argument, NULL, 'n' },
+		{ "hugepages", no_argument, NULL, 'H' },
+		{ "one-core", no_argument, NULL, 'o' },
+		{ "list", no_argument, NULL, 'l' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct bench_opts o = { .seconds = 2.0, .workers = 1 };
+	const struct bench_scenario *chosen[RTE_DIM(scenarios) + 1];
+	struct bench_result res[RTE_DIM(scenarios) + 1];
+	size_t n_chosen = 0, n_run;
+	char lcores[32], *eal[64];
+	int opt, eargc = 0, failed = 0;
+	double base_capacity = 0;
+
+	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'q':
+			o.quick = true;
+			break;
+		case 'j':
+			o.json = true;
+			break;
+		case 'w':
+			o.workers = (unsigned int)strtoul(optarg, NULL, 10);
+			if (o.workers < 1 || o.workers >= RTE_MAX_LCORE || o.workers > SG_DP_MAX_WORKERS) {
+				fprintf(stderr, "svcgw-bench: --workers: 1 to %u\n", SG_DP_MAX_WORKERS);
+				return 2;
+			}
+			break;
+		case 's':
+			o.seconds = strtod(optarg, NULL);
+			if (!(o.seconds > 0 && o.seconds <= 600)) {
+				fprintf(stderr, "svcgw-bench: --seconds: above 0, at most 600\n");
+				return 2;
+			}
+			break;
+		case 'n':
+			chosen[n_chosen] = find(optarg);
+			if (chosen[n_chosen] == NULL || n_chosen + 1 >= RTE_DIM(chosen)) {
+				fprintf(stderr, "svcgw-bench: no scenario %s (see --list)\n", optarg);
+				return 2;
+			}
+			n_chosen++;
+			break;
+		case 'H':
+			o.hugepages = true;
+			break;
+		case 'o':
+			o.one_core = true;
+			break;
+		case 'l':
+			for (size_t i = 0; i < RTE_DIM(scenarios); i++)
+				printf("%-10s %s\n", scenarios[i].name, scenarios[i].what);
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+
+	if (o.one_core && o.workers != 1) {
+		fprintf(stderr, "svcgw-bench: --one-core runs one worker\n");
+		return 2;
+	}
+	/* EAL: the main lcore generates, lcores 1..N are the workers. */
+	snprintf(lcores, sizeof(lcores), "0-%u", o.one_core ? 0 : o.workers);
+	eal[eargc++] = argv[0];
+	eal[eargc++] = "-l";
+	eal[eargc++] = lcores;
+	eal[eargc++] = "--no-pci";
+	eal[eargc++] = "--no-telemetry";
+	/* Nothing on disk: --in-memory on hugepages, --no-shconf without. */
+	eal[eargc++] = o.hugepages ? "--in-memory" : "--no-shconf";
+	if (!o.hugepages)
+		eal[eargc++] = "--no-huge";
+	eal[eargc++] = "-m";
+	eal[eargc++] = o.quick ? "1024" : "4096";
+	eal[eargc++] = "--log-level=lib.eal:error";
+	/* The daemon's set-up is told once per scenario: only its warnings. */
+	eal[eargc++] = "--log-level=svcgw.*:warning";
+	for (int i = optind; i < argc && eargc < (int)RTE_DIM(eal) - 1; i++)
+		eal[eargc++] = argv[i];
+	eal[eargc] = NULL;
+	rte_openlog_stream(stderr);
+	if (rte_eal_init(eargc, eal) < 0) {
+		fprintf(stderr, "svcgw-bench: EAL: %s\n", rte_strerror(rte_errno));
+		return 1;
+	}
+
+	if (o.quick) {
+		o.seconds = 0.05;
+		for (size_t i = 0; i < RTE_DIM(quick); i++)
+			chosen[i] = &quick[i];
+		n_chosen = RTE_DIM(quick);
+	} else if (n_chosen == 0) {
+		for (size_t i = 0; i < RTE_DIM(scenarios); i++)
+			chosen[i] = &scenarios[i];
+		n_chosen = RTE_DIM(scenarios);
+	} else if (chosen[0]->kind != BENCH_BASELINE) {
+		/* Every figure is a ratio to the baseline: it always runs first. */
+		memmove(&chosen[1], &chosen[0], n_chosen * sizeof(chosen[0]));
+		chosen[0] = &scenarios[0];
+		n_chosen++;
+	}
+
+	if (!o.json)
+		print_text_header(&o);
+	for (n_run = 0; n_run < n_chosen; n_run++) {
+		struct bench_result *r = &res[n_run];
+
+		if (bench_run(chosen[n_run], &o, r) != 0 || !r->ok) {
+			r->ok = false;
+			if (r->error[0] == '\0')
+				snprintf(r->error, sizeof(r->error), "set-up failed");
+			failed++;
+		}
+		finish(r, base_capacity);
+		if (chosen[n_run]->kind == BENCH_BASELINE && r->ok) {
+			base_capacity = r->capacity_mpps;
+			r->ratio = 1.0;
+		}
+		if (r->ok && r->sc->kind != BENCH_BASELINE && r->forwarded == 0) {
+			r->ok = false;
+			snprintf(r->error, sizeof(r->error), "nothing forwarded (%" PRIu64 " dropped)",
+				 r->dropped);
+			failed++;
+		}
+		if (!o.json)
+			print_text(r);
+		fflush(stdout);
+	}
+	if (o.json)
+		print_json(&o, res, n_run);
+	rte_eal_cleanup();
+	return failed ? 1 : 0;
+}
