@@ -32,6 +32,23 @@
 #define DP_REPLY_RATE 1000
 #define DP_REPLY_BURST 100
 
+/*
+ * The worker's memory of where a destination goes: its egress port and the
+ * next hop's MAC, valid while lib/neigh's generation stays what it was when
+ * the entry was made. Routes never change while svcgw runs; neighbours do,
+ * and each change moves the generation on. Saves the route and the
+ * neighbour hash lookup for nearly every packet.
+ */
+#define DP_NH_CACHE 256	/* entries, a power of two */
+
+struct dp_nh_entry {
+	uint64_t gen;
+	rte_be32_t dst;
+	uint8_t prefer;	/* the role asked for: part of the key */
+	uint8_t port;
+	struct rte_ether_addr mac;
+};
+
 struct dp_txq {
 	uint16_t n;
 	struct rte_mbuf *pkts[DP_TXQ_LEN];
@@ -53,10 +70,12 @@ struct sg_dp_worker {
 	uint32_t sweep_budget;	/* flows visited per sweep */
 	uint64_t sweep_last_ms;
 	const struct sg_dp_snat *snat; /* this burst's SNAT addresses */
+	uint64_t nh_gen;	/* lib/neigh's generation at the start of this burst */
 	/* Local replies' token bucket: tokens and when it was last filled. */
 	uint32_t reply_tokens;
 	uint64_t reply_last_ms;
 	struct dp_txq txq[SG_DP_MAX_PORTS];
+	struct dp_nh_entry nh_cache[DP_NH_CACHE];
 	struct dp_handoff handoff[SG_DP_MAX_WORKERS];
 	struct sg_dp_stats stats;
 	struct sg_neigh_rx_stats neigh_rx;

@@ -172,10 +172,20 @@ static void
 egress4(struct sg_dp_worker *w, struct rte_mbuf *m, rte_be32_t dst, uint8_t prefer)
 {
 	const struct sg_dp_ctx *ctx = w->ctx;
+	/* Fibonacci hashing of the address: the top bits of a multiplication. */
+	struct dp_nh_entry *e = &w->nh_cache[(rte_be_to_cpu_32(dst) * 2654435761u) >>
+					     (32 - __builtin_ctz(DP_NH_CACHE))];
 	struct rte_ether_addr mac;
 	rte_be32_t nh;
-	int port = sg_dp_route4(ctx, dst, prefer, &nh), rc;
+	int port, rc;
 
+	if (sg_likely(e->gen == w->nh_gen && e->dst == dst && e->prefer == prefer)) {
+		sg_pkt_eth_set_macs(frame_of(m), e->mac.addr_bytes,
+				    ctx->ports[e->port].mac.addr_bytes);
+		dp_tx(w, e->port, m);
+		return;
+	}
+	port = sg_dp_route4(ctx, dst, prefer, &nh);
 	if (sg_unlikely(port < 0)) {
 		drop(w, m, SG_DP_C_drop_no_route);
 		return;
@@ -197,6 +207,9 @@ egress4(struct sg_dp_worker *w, struct rte_mbuf *m, rte_be32_t dst, uint8_t pref
 		DP_COUNT(w, neigh_wait);
 		return;
 	}
+	*e = (struct dp_nh_entry){
+		.gen = w->nh_gen, .dst = dst, .prefer = prefer, .port = (uint8_t)port, .mac = mac,
+	};
 	sg_pkt_eth_set_macs(frame_of(m), mac.addr_bytes, NULL);
 	dp_tx(w, (uint8_t)port, m);
 }
@@ -245,7 +258,7 @@ forward(struct sg_dp_worker *w, struct rte_mbuf *m, const struct sg_pkt_info *pi
 		return;
 	}
 	if (pi->l4_proto == IPPROTO_TCP)
-		sg_flow_tcp_update(f, dir, frame_of(m)[pi->l4_off + 13], now);
+		sg_flow_tcp_seen(f, dir, frame_of(m)[pi->l4_off + 13], now);
 	else
 		sg_flow_touch(f, dir, now);
 
@@ -254,7 +267,9 @@ forward(struct sg_dp_worker *w, struct rte_mbuf *m, const struct sg_pkt_info *pi
 	memcpy(nat.dst.a8, x.dst, 4);
 	nat.sport = x.sport;
 	nat.dport = x.dport;
-	if (sg_unlikely(sg_pkt_nat(frame_of(m), pi, &nat) != 0)) {
+	if (sg_likely(sg_pkt_nat4_fast_ok(pi)))
+		sg_pkt_nat4_fast(frame_of(m), pi, x.src, x.sport, x.dst, x.dport);
+	else if (sg_unlikely(sg_pkt_nat(frame_of(m), pi, &nat) != 0)) {
 		drop(w, m, SG_DP_C_drop_xlate);
 		return;
 	}
@@ -395,10 +410,10 @@ nat_flow_create(struct sg_dp_worker *w, const struct sg_flow_key *fwd,
  */
 static void
 flow_new(struct sg_dp_worker *w, struct rte_mbuf *m, const struct sg_pkt_info *pi,
-	 const struct sg_flow_key *key, uint32_t hash, const struct sg_svc_entry *e,
-	 bool via_any, uint64_t now)
+	 const struct sg_flow_key *key, const struct sg_svc_entry *e, bool via_any, uint64_t now)
 {
 	uint8_t in_port = w->ctx->port_index[m->port];
+	uint32_t hash = flow_hash(key);
 	rte_be32_t src, dst;
 	struct sg_flow *f;
 	uint16_t b;
@@ -490,11 +505,11 @@ mac_for_us(const struct rte_mbuf *m, const struct sg_dp_port *port)
 /*
  * Everything short of the flow table: parse, answer what is ours to answer,
  * hand packets to the worker owning their flow, drop the rest. For a packet
- * left for the flow table, *key and *hash are its flow's.
+ * left for the flow table, *key is its flow's.
  */
 static enum verdict
 classify(struct sg_dp_worker *w, struct rte_mbuf *m, struct sg_pkt_info *pi,
-	 struct sg_flow_key *key, uint32_t *hash)
+	 struct sg_flow_key *key)
 {
 	const struct sg_dp_ctx *ctx = w->ctx;
 	uint8_t in_port = ctx->port_index[m->port];
@@ -511,7 +526,7 @@ classify(struct sg_dp_worker *w, struct rte_mbuf *m, struct sg_pkt_info *pi,
 		drop(w, m, SG_DP_C_drop_multiseg);
 		return V_DONE;
 	}
-	r = sg_pkt_parse(frame_of(m), rte_pktmbuf_data_len(m), pi);
+	r = sg_pkt_parse_fast(frame_of(m), rte_pktmbuf_data_len(m), pi);
 	if (sg_unlikely(r != SG_PKT_OK)) {
 		w->stats.parse[r]++;
 		drop(w, m, SG_DP_C_drop_parse);
@@ -561,14 +576,13 @@ classify(struct sg_dp_worker *w, struct rte_mbuf *m, struct sg_pkt_info *pi,
 
 	sg_flow_key_init(key, SG_FLOW_V4, pi->l4_proto, &ip->src_addr, &ip->dst_addr,
 			 pi->sport, pi->dport);
-	*hash = flow_hash(key);
 	if (w->n_workers > 1) {
 		uint16_t owner = w->index;
 
 		if (is_snat4(w->snat, ip->dst_addr))
 			owner = rte_be_to_cpu_16(pi->dport) % w->n_workers;
 		else if (ctx->ports[in_port].steer)
-			owner = *hash % w->n_workers;
+			owner = sg_dp_flow_owner(ctx, key);
 		if (owner != w->index) {
 			handoff(w, m, owner);
 			return V_DONE;
@@ -584,7 +598,6 @@ sg_dp_worker_process(struct sg_dp_worker *w, struct rte_mbuf **pkts, unsigned in
 	static const struct sg_dp_snat no_snat;
 	struct sg_pkt_info pi[SG_MAX_BURST];
 	struct sg_flow_key keys[SG_MAX_BURST];
-	uint32_t hashes[SG_MAX_BURST];
 	const struct sg_flow_key *kp[SG_MAX_BURST];
 	struct rte_mbuf *fm[SG_MAX_BURST];
 	struct sg_flow *flows[SG_MAX_BURST];
@@ -599,8 +612,9 @@ sg_dp_worker_process(struct sg_dp_worker *w, struct rte_mbuf **pkts, unsigned in
 	w->snat = atomic_load_explicit(&w->ctx->snat, memory_order_acquire);
 	if (sg_unlikely(w->snat == NULL))
 		w->snat = &no_snat;
+	w->nh_gen = sg_neigh_generation(w->ctx->neigh);
 	for (unsigned int i = 0; i < n; i++) {
-		if (classify(w, pkts[i], &pi[nf], &keys[nf], &hashes[nf]) != V_FLOW)
+		if (classify(w, pkts[i], &pi[nf], &keys[nf]) != V_FLOW)
 			continue;
 		kp[nf] = &keys[nf];
 		fm[nf] = pkts[i];
@@ -629,8 +643,7 @@ sg_dp_worker_process(struct sg_dp_worker *w, struct rte_mbuf **pkts, unsigned in
 			continue;
 		}
 		if (entries[k] != NULL)
-			flow_new(w, fm[j], &pi[j], &keys[j], hashes[j], entries[k],
-				 (any_mask >> k) & 1, now);
+			flow_new(w, fm[j], &pi[j], &keys[j], entries[k], (any_mask >> k) & 1, now);
 		else
 			drop(w, fm[j], SG_DP_C_drop_not_ours);
 		k++;
@@ -792,6 +805,9 @@ sg_dp_worker_create(const struct sg_dp_ctx *ctx, const struct sg_dp_worker_conf 
 	w->qsbr_id = conf->qsbr_id;
 	w->snat_next = snat_first_port(w);
 	w->reply_tokens = DP_REPLY_BURST;
+	/* No entry of the next-hop cache may pass for valid before its first fill. */
+	for (unsigned int i = 0; i < DP_NH_CACHE; i++)
+		w->nh_cache[i].gen = UINT64_MAX;
 	w->flows = sg_flow_table_create(&conf->flows);
 	if (w->flows == NULL) {
 		int err = errno;

@@ -44,6 +44,7 @@
 #include <rte_byteorder.h>
 #include <rte_common.h>
 #include <rte_debug.h>
+#include <rte_tcp.h>
 
 /* Longest table name, with its terminating NUL. */
 #define SG_FLOW_NAMESIZE 16
@@ -300,6 +301,22 @@ uint8_t sg_flow_tcp_next(uint8_t state, unsigned int dir, uint8_t tcp_flags);
 
 /* Advance a TCP flow with one segment and mark it seen; returns the new state. */
 uint8_t sg_flow_tcp_update(struct sg_flow *f, unsigned int dir, uint8_t tcp_flags, uint64_t now);
+
+/*
+ * sg_flow_tcp_update() for the segments that are nearly all of them, inline:
+ * in ESTABLISHED, a segment without SYN, FIN or RST leaves the state as it
+ * is (sg_flow_tcp_next()'s table says so), so only the time changes.
+ */
+static inline uint8_t
+sg_flow_tcp_seen(struct sg_flow *f, unsigned int dir, uint8_t tcp_flags, uint64_t now)
+{
+	if (f->state == SG_FLOW_TCP_ESTABLISHED &&
+	    !(tcp_flags & (RTE_TCP_SYN_FLAG | RTE_TCP_FIN_FLAG | RTE_TCP_RST_FLAG))) {
+		f->last_seen = now;
+		return f->state;
+	}
+	return sg_flow_tcp_update(f, dir, tcp_flags, now);
+}
 
 /*
  * Build a key: family SG_FLOW_V4 (4-byte addresses) or SG_FLOW_V6 (16),

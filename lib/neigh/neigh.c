@@ -589,6 +589,12 @@ sg_neigh_owned_bulk(const struct sg_neigh_table *t, const struct sg_neigh_key *k
 }
 
 uint64_t
+sg_neigh_generation(const struct sg_neigh_table *t)
+{
+	return __atomic_load_n(&t->generation, __ATOMIC_ACQUIRE);
+}
+
+uint64_t
 sg_neigh_lookup(const struct sg_neigh_table *t, const struct sg_neigh_key *key)
 {
 	void *data;

@@ -481,6 +481,14 @@ unsigned int sg_neigh_lookup_bulk(const struct sg_neigh_table *t,
 				  const struct sg_neigh_key *keys, unsigned int n,
 				  uint64_t words[]);
 
+/*
+ * A number that changes whenever a neighbour's word changes or an entry
+ * goes away. A worker may cache what sg_neigh_lookup() told it and trust
+ * the cache while the generation it read at the start of its burst stays
+ * the same. Fast path: one load.
+ */
+uint64_t sg_neigh_generation(const struct sg_neigh_table *t);
+
 /* sg_neigh_learn.flags */
 #define SG_NEIGH_L_MAC 0x01	  /* mac is known (always but for an NA without option) */
 #define SG_NEIGH_L_TO_US 0x02	  /* addressed to us: may create an entry */

@@ -77,12 +77,23 @@ nb_set(struct sg_neigh_table *t, struct nb *n, uint8_t state, uint64_t deadline)
 	t->n_state[state]++;
 }
 
+/* Tell the workers' caches that a word changed or went away. */
+static void
+generation_bump(struct sg_neigh_table *t)
+{
+	__atomic_store_n(&t->generation, t->generation + 1, __ATOMIC_RELEASE);
+}
+
 /* Publish a new word: one atomic store in the hash, seen by the next lookup. */
 static void
 word_set(struct sg_neigh_table *t, struct nb *n, uint64_t w)
 {
+	bool changed = n->word != w;
+
 	n->word = w;
 	rte_hash_add_key_data(t->nb_hash, &n->key, (void *)(uintptr_t)w);
+	if (changed)
+		generation_bump(t);
 }
 
 static uint64_t
@@ -216,6 +227,7 @@ nb_delete(struct sg_neigh_table *t, struct nb *n)
 	t->n_state[n->state]--;
 	/* The hash keeps the key slot until the readers are past it. */
 	rte_hash_del_key(t->nb_hash, &n->key);
+	generation_bump(t);
 	n->state = SG_NEIGH_FREE;
 	t->n_nb--;
 }

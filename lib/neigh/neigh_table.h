@@ -59,6 +59,8 @@ struct sg_neigh_table {
 	struct rte_hash *own_hash;	/* key -> SG_NEIGH_ADDR_* flags */
 	/* Port MAC as a word with SG_NEIGH_W_VALID when registered; __atomic. */
 	uint64_t port_mac[SG_NEIGH_MAX_PORTS];
+	/* Bumped after every change of a neighbour's word; __atomic. */
+	uint64_t generation;
 
 	/* Control thread. */
 	struct sg_neigh_conf conf;	/* defaults applied */

@@ -22,6 +22,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "sg_common.h"
+
 /*
  * Why a packet was refused. SG_PKT_OK is 0 and the others are small
  * consecutive integers, so the daemon counts drops in an array indexed by
@@ -138,6 +140,46 @@ struct sg_pkt_info {
  * (*pi then only partly filled).
  */
 enum sg_pkt_reason sg_pkt_parse(const uint8_t *buf, uint32_t len, struct sg_pkt_info *pi);
+
+/*
+ * sg_pkt_parse() inline for the packets a gateway mostly sees: untagged
+ * IPv4 without options or fragmentation, carrying TCP or UDP. The
+ * function call and the general walk cost more than the checks themselves;
+ * everything else, and every packet the fast checks doubt, goes to
+ * sg_pkt_parse(), with the same result.
+ */
+static inline enum sg_pkt_reason
+sg_pkt_parse_fast(const uint8_t *buf, uint32_t len, struct sg_pkt_info *pi)
+{
+	if (len >= 14 + 20 + 8 && buf[12] == 0x08 && buf[13] == 0x00 && buf[14] == 0x45) {
+		const uint8_t *ip = buf + 14, *l4 = buf + 34;
+		uint32_t tot = (uint32_t)ip[2] << 8 | ip[3], avail = tot - 20;
+		uint16_t fo = (uint16_t)(ip[6] << 8 | ip[7]);
+		uint8_t proto = ip[9];
+		bool ok = false;
+
+		if ((fo & 0x3fff) == 0 && tot >= 28 && tot <= len - 14) {
+			if (proto == 6)	/* TCP: data offset 5 or more, within the datagram */
+				ok = avail >= 20 && (l4[12] >> 4) >= 5 && (uint32_t)(l4[12] >> 4) * 4 <= avail;
+			else if (proto == 17)	/* UDP: its length is the datagram's rest */
+				ok = ((uint32_t)l4[4] << 8 | l4[5]) == avail;
+		}
+		if (sg_likely(ok)) {
+			memset(pi, 0, sizeof(*pi));
+			pi->l3_off = 14;
+			pi->l4_off = 34;
+			pi->ip_end = 14 + tot;
+			pi->ethertype = 0x0800;
+			pi->flags = SG_PKT_F_L4 | (fo & 0x4000 ? SG_PKT_F_DF : 0);
+			memcpy(&pi->sport, l4, 2);
+			memcpy(&pi->dport, l4 + 2, 2);
+			pi->l3 = SG_PKT_L3_IPV4;
+			pi->l4_proto = proto;
+			return SG_PKT_OK;
+		}
+	}
+	return sg_pkt_parse(buf, len, pi);
+}
 
 /*
  * sg_pkt_parse() of n packets: reasons[i] is packet i's verdict. Returns
@@ -331,6 +373,51 @@ struct sg_pkt_nat {
  *            L4 pseudo-header holds the final destination, RFC 8200 §8.1).
  */
 int sg_pkt_nat(uint8_t *buf, const struct sg_pkt_info *pi, const struct sg_pkt_nat *nat);
+
+/*
+ * Whether sg_pkt_nat4_fast() may translate the packet pi describes: IPv4,
+ * TCP or UDP, not a fragment.
+ */
+static inline bool
+sg_pkt_nat4_fast_ok(const struct sg_pkt_info *pi)
+{
+	return pi->l3 == SG_PKT_L3_IPV4 && !(pi->flags & SG_PKT_F_FRAG) &&
+	       (pi->l4_proto == 6 || pi->l4_proto == 17);
+}
+
+/*
+ * sg_pkt_nat() with both SG_PKT_NAT_SRC and SG_PKT_NAT_DST, inline, for a
+ * packet sg_pkt_nat4_fast_ok() accepts: both addresses and both ports
+ * rewritten, one RFC 1624 delta for the IPv4 header checksum and the same
+ * delta plus the ports' for the TCP or UDP checksum (an IPv4 UDP checksum
+ * of 0 stays 0, a result of 0 is sent as 0xffff, RFC 768). Same bytes as
+ * sg_pkt_nat(); addresses and ports in network order.
+ */
+static inline void
+sg_pkt_nat4_fast(uint8_t *buf, const struct sg_pkt_info *pi, const void *src, uint16_t sport,
+		 const void *dst, uint16_t dport)
+{
+	uint8_t *ip = buf + pi->l3_off, *l4 = buf + pi->l4_off;
+	uint8_t *csum = l4 + (pi->l4_proto == 6 ? 16 : 6);
+	uint32_t d_ip = sg_csum_delta(sg_csum_delta(0, ip + 12, src, 4), ip + 16, dst, 4);
+	uint32_t d_l4 = sg_csum_delta(sg_csum_delta(d_ip, l4, &sport, 2), l4 + 2, &dport, 2);
+	uint16_t c;
+
+	memcpy(&c, ip + 10, 2);
+	c = sg_csum_apply(c, d_ip);
+	memcpy(ip + 10, &c, 2);
+	memcpy(&c, csum, 2);
+	if (pi->l4_proto == 6 || c != 0) {
+		c = sg_csum_apply(c, d_l4);
+		if (pi->l4_proto == 17 && c == 0)
+			c = 0xffff;
+		memcpy(csum, &c, 2);
+	}
+	memcpy(ip + 12, src, 4);
+	memcpy(ip + 16, dst, 4);
+	memcpy(l4, &sport, 2);
+	memcpy(l4 + 2, &dport, 2);
+}
 
 /*
  * Translate an ICMP or ICMPv6 error about a translated flow. inner rewrites

@@ -517,6 +517,24 @@ static const struct tcp_story tcp_stories[] = {
 		{ REV, RST, SG_FLOW_TCP_CLOSE } } },
 };
 
+/* sg_flow_tcp_seen() is sg_flow_tcp_update(), for every state, direction and flag byte. */
+static void
+test_tcp_seen(void **state)
+{
+	(void)state;
+	for (unsigned int st = 0; st < SG_FLOW_STATE_MAX; st++)
+		for (unsigned int dir = 0; dir < 2; dir++)
+			for (unsigned int fl = 0; fl < 256; fl++) {
+				struct sg_flow a = { .state = (uint8_t)st, .last_seen = 1 };
+				struct sg_flow b = a;
+
+				assert_int_equal(sg_flow_tcp_seen(&a, dir, (uint8_t)fl, 42),
+						 sg_flow_tcp_update(&b, dir, (uint8_t)fl, 42));
+				assert_int_equal(a.state, b.state);
+				assert_int_equal(a.last_seen, b.last_seen);
+			}
+}
+
 static void
 test_tcp_stories(void **state)
 {
@@ -1394,6 +1412,7 @@ main(int argc, char **argv)
 		cmocka_unit_test(test_tcp_table),
 		cmocka_unit_test(test_tcp_ignored),
 		cmocka_unit_test(test_tcp_stories),
+		cmocka_unit_test(test_tcp_seen),
 		cmocka_unit_test(test_touch),
 		cmocka_unit_test(test_timeouts_and_names),
 		cmocka_unit_test(test_nat_flow),

@@ -1201,6 +1201,36 @@ test_input_ns(void **state)
 	fx_fini(&f);
 }
 
+/* The generation moves with every change of a word and every removal, and only then. */
+static void
+test_generation(void **state)
+{
+	struct sg_neigh_key kp = k4(PEER4);
+	struct sg_neigh_learn l = { .key = kp, .flags = SG_NEIGH_L_MAC | SG_NEIGH_L_TO_US };
+	struct fx f;
+	uint64_t g;
+
+	(void)state;
+	fx_init(&f, NULL);
+	g = sg_neigh_generation(f.t);
+	memcpy(l.mac, PEER_MAC, 6);
+	assert_int_equal(sg_neigh_learn(f.t, &l, 10), 0);		/* created */
+	assert_true(sg_neigh_generation(f.t) > g);
+	g = sg_neigh_generation(f.t);
+	assert_int_equal(sg_neigh_learn(f.t, &l, 20), 0);		/* confirmed, same word */
+	assert_true(sg_neigh_generation(f.t) == g);
+	memcpy(l.mac, OTHER_MAC, 6);
+	assert_int_equal(sg_neigh_learn(f.t, &l, 30), 0);		/* a new MAC */
+	assert_true(sg_neigh_generation(f.t) > g);
+	g = sg_neigh_generation(f.t);
+	/* A learned entry ages out after reachable_ms: a removal moves it too. */
+	for (uint64_t now = 40; sg_neigh_lookup(f.t, &kp) != 0 && now < 10000000; now += 10000)
+		sg_neigh_tick(f.t, now);
+	assert_int_equal(sg_neigh_lookup(f.t, &kp), 0);
+	assert_true(sg_neigh_generation(f.t) > g);
+	fx_fini(&f);
+}
+
 /* ---- learning (RFC 826 merge, RFC 4861 §7.2.3 and §7.2.5) ---------------- */
 
 static void
@@ -2169,6 +2199,7 @@ main(int argc, char **argv)
 		cmocka_unit_test(test_input_arp),
 		cmocka_unit_test(test_input_ns),
 		cmocka_unit_test(test_learn_merge),
+		cmocka_unit_test(test_generation),
 		cmocka_unit_test(test_hold_release_ipv4),
 		cmocka_unit_test(test_hold_release_ipv6),
 		cmocka_unit_test(test_hold_limits),

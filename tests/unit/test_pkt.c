@@ -1957,6 +1957,62 @@ nat_rand(struct sg_pkt_nat *n, const struct tb_pkt *s)
 		n->sport = s->family == 4 ? 0 : 0xffff;	/* extreme values */
 }
 
+/*
+ * The inline fast paths against the general code: sg_pkt_parse_fast() must
+ * give sg_pkt_parse()'s verdict and info for any bytes, and
+ * sg_pkt_nat4_fast() the bytes sg_pkt_nat() writes, on random packets of
+ * every kind, mutated ones and cut ones.
+ */
+static void
+test_fast_paths(void **state)
+{
+	uint32_t fast_parsed = 0, fast_nat = 0;
+
+	(void)state;
+	rng_seed(0x5eed000f);
+	for (uint32_t i = 0; i < 40000; i++) {
+		struct tb_pkt s = rand_spec(i % 4 ? 4 : 6, true, rand_payload[0]);
+		struct sg_pkt_info full, fast;
+		struct tb_out o;
+		uint32_t len = tb_build(&s, pktbuf, &o);
+		enum sg_pkt_reason rf, rq;
+		uint8_t *b;
+
+		if (i % 3 == 0) {	/* mutate a header byte, or cut */
+			uint32_t at = rng_below(len < 64 ? len : 64);
+
+			pktbuf[at] = (uint8_t)rng32();
+			if (rng_chance(20))
+				len = rng_below(len + 1);
+		}
+		b = dup_exact(pktbuf, len);
+		memset(&full, 0xa5, sizeof(full));
+		memset(&fast, 0x5a, sizeof(fast));
+		rf = sg_pkt_parse(b, len, &full);
+		rq = sg_pkt_parse_fast(b, len, &fast);
+		assert_int_equal(rq, rf);
+		if (rf == SG_PKT_OK) {
+			pi_check(&fast, &full, "fast parse", i);
+			fast_parsed += sg_pkt_nat4_fast_ok(&full);
+		}
+		if (rf == SG_PKT_OK && sg_pkt_nat4_fast_ok(&full)) {
+			struct sg_pkt_nat nat;
+			uint8_t *c = dup_exact(b, len);
+
+			nat_rand(&nat, &s);
+			nat.flags = SG_PKT_NAT_SRC | SG_PKT_NAT_DST;
+			assert_int_equal(sg_pkt_nat(b, &full, &nat), 0);
+			sg_pkt_nat4_fast(c, &full, nat.src.a8, nat.sport, nat.dst.a8, nat.dport);
+			expect_same_bytes(c, b, len, "fast translation", i);
+			free(c);
+			fast_nat++;
+		}
+		free(b);
+	}
+	print_message("fast paths: %u packets parsed and translated both ways\n", fast_nat);
+	assert_true(fast_parsed > 5000 && fast_nat == fast_parsed);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Random and mutated bytes: nothing may read or write out of bounds. */
 
@@ -3473,6 +3529,7 @@ main(void)
 		/* rewrites */
 		cmocka_unit_test(test_nat_random),
 		cmocka_unit_test(test_nat_udp_zero_checksum),
+		cmocka_unit_test(test_fast_paths),
 		cmocka_unit_test(test_icmp_error_scenario4),
 		cmocka_unit_test(test_icmp_error_scenario6),
 		cmocka_unit_test(test_icmp_error_random),
