@@ -5,7 +5,8 @@
 # Idempotent and silent when everything is already there; run as root.
 # The last two lines are for the integration tests and the demo: network
 # namespaces and veths (iproute2), veth offloads (ethtool), real clients
-# and servers, captures and their checker (Debian's python3-scapy).
+# and servers, captures and their checker (Debian's python3-scapy);
+# openssl makes the Kubernetes API stand-in's certificates.
 set -eu
 
 packages="
@@ -13,7 +14,7 @@ packages="
 	libdpdk-dev dpdk-dev
 	libcurl4-openssl-dev libcjson-dev libconfig-dev
 	libcmocka-dev
-	python3
+	python3 openssl
 	iproute2 ethtool procps iputils-ping
 	curl socat iperf3 tcpdump python3-scapy
 "
