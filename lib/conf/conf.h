@@ -38,6 +38,8 @@
 #define SG_CONF_PORT_NAME_SIZE 16u	/* [a-z0-9_-]{1,15} */
 #define SG_CONF_DEVICE_SIZE 256u	/* PCI address or vdev, with its arguments */
 #define SG_CONF_K8S_NAME_SIZE 64u	/* DNS-1123 label, 1-63 characters */
+#define SG_CONF_PATH_MAX 4096u		/* kubernetes.kubeconfig, NUL included */
+#define SG_CONF_K8S_CONTEXT_MAX 254u	/* kubernetes.context, NUL included */
 /* sg_conf_addr_str(): an IPv6 address and "/128". */
 #define SG_CONF_ADDR_STRLEN 50u
 
@@ -170,6 +172,24 @@ struct sg_conf_timeouts {
 	uint32_t neighbour;			/* neighbour entry lifetime */
 };
 
+/* Where the Kubernetes credentials come from (kubernetes.source). */
+enum sg_conf_k8s_source {
+	SG_CONF_K8S_NONE = 0,		/* no kubernetes group: static services only */
+	SG_CONF_K8S_IN_CLUSTER,		/* service account of the pod */
+	SG_CONF_K8S_KUBECONFIG,		/* a kubeconfig file */
+};
+
+/* The kubernetes group; absent, source is SG_CONF_K8S_NONE. */
+struct sg_conf_kubernetes {
+	uint8_t source;				/* enum sg_conf_k8s_source */
+	char *kubeconfig;			/* path as written; NULL unless KUBECONFIG */
+	char *context;				/* NULL: the file's current-context */
+	uint32_t page_size;			/* objects per list request (limit) */
+	uint32_t watch_timeout;			/* seconds of a watch (timeoutSeconds) */
+	uint32_t request_timeout;		/* seconds for a connection or a list page */
+	uint32_t line;				/* of the group; 0 when absent */
+};
+
 struct sg_conf {
 	char *path;				/* the file, as given to sg_conf_load() */
 	char **eal;				/* extra EAL arguments */
@@ -190,6 +210,7 @@ struct sg_conf {
 	struct sg_conf_tables tables;
 	struct sg_conf_timeouts timeouts;
 	uint32_t flow_rate;			/* new flows/s per worker; 0: no limit */
+	struct sg_conf_kubernetes kubernetes;	/* the Kubernetes API, if used */
 	struct sg_conf_service *services;	/* the static service list, may be empty */
 	uint32_t n_services;
 	struct sg_conf_lines *lines;		/* private: for sg_conf_reload_check() */
@@ -217,7 +238,8 @@ void sg_conf_free(struct sg_conf *c);
  * May nc replace oc without a restart? A reload may change the services and
  * their endpoints, node_addresses, snat_addresses, default_mode and
  * gue_port; everything else (eal, workers, ports, snat_ports, tables,
- * timeouts, flow_rate) is fixed when EAL, ports and tables are set up.
+ * timeouts, flow_rate) is fixed when EAL, ports and tables are set up, and
+ * kubernetes when the API client starts.
  * Values are compared after defaults, so spelling out a default is no
  * change. err is written as for sg_conf_load(), naming the first fixed
  * setting that differs, with its line in nc's file:
@@ -242,6 +264,8 @@ const char *sg_conf_proto_name(unsigned int proto);	/* IPPROTO_TCP: "TCP", ... *
 int sg_conf_proto_parse(const char *name);		/* "TCP": IPPROTO_TCP, ... */
 const char *sg_conf_role_name(unsigned int role);	/* "external", "internal", "both" */
 int sg_conf_role_parse(const char *name);
+const char *sg_conf_k8s_source_name(unsigned int source);	/* "in-cluster", "kubeconfig" */
+int sg_conf_k8s_source_parse(const char *name);
 
 /*
  * Format a raw address (family SG_CONF_V4 with 4 bytes or SG_CONF_V6 with 16,

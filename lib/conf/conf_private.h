@@ -103,6 +103,7 @@ extern const struct enum_name sg_conf_modes[];
 extern const struct enum_name sg_conf_types[];
 extern const struct enum_name sg_conf_protos[];
 extern const struct enum_name sg_conf_roles[];
+extern const struct enum_name sg_conf_k8s_sources[];
 
 /* ---- errors (conf.c) ---------------------------------------------------- */
 
@@ -173,6 +174,8 @@ int conf_is_port_name(const char *s);
 int conf_is_dns_label(const char *s);
 int conf_is_device(const char *s);
 int conf_is_eal_arg(const char *s);
+int conf_is_path(const char *s);
+int conf_is_context(const char *s);
 /* The device without its arguments, PCI addresses in full lower-case form. */
 void conf_device_id(const char *dev, char *buf, size_t size);
 

@@ -598,6 +598,59 @@ static const struct group timeouts_group = {
 	.line_off = NO_LINE,
 };
 
+/* ---- kubernetes ----------------------------------------------------------------------------- */
+
+/*
+ * Read only when the group is in the file: a left-out group keeps source
+ * SG_CONF_K8S_NONE, which is how the daemon knows to run on the static
+ * services alone.
+ */
+static int
+check_kubernetes(struct conf_ctx *ctx, const config_setting_t *gs, void *base, unsigned int idx)
+{
+	const struct sg_conf_kubernetes *k = (const struct sg_conf_kubernetes *)base + idx;
+	static const char *const file_only[] = { "kubeconfig", "context" };
+
+	if (k->source == SG_CONF_K8S_KUBECONFIG) {
+		if (k->kubeconfig == NULL)
+			return conf_err_missing(ctx, gs, "kubeconfig",
+						" (source \"kubeconfig\" reads that file)");
+		return 0;
+	}
+	for (unsigned int i = 0; i < SG_ARRAY_SIZE(file_only); i++)
+		if (conf_member(gs, file_only[i]) != NULL)
+			return conf_err(ctx, conf_member(gs, file_only[i]),
+					"only with source \"kubeconfig\"");
+	return 0;
+}
+
+static const struct setting kubernetes_settings[] = {
+	{ .name = "source", .kind = SK_ENUM, .names = sg_conf_k8s_sources,
+	  .what = "a credential source", .flags = F_REQUIRED,
+	  OFF(struct sg_conf_kubernetes, source) },
+	{ .name = "kubeconfig", .kind = SK_STR, .size = 0, .check = conf_is_path,
+	  .what = "a path (1 to 4095 characters, none of them control characters)",
+	  OFF(struct sg_conf_kubernetes, kubeconfig) },
+	{ .name = "context", .kind = SK_STR, .size = 0, .check = conf_is_context,
+	  .what = "a context name (1 to 253 characters, none of them control characters)",
+	  OFF(struct sg_conf_kubernetes, context) },
+	/* client-go's reflector lists 500 at a time. */
+	{ .name = "page_size", INT(1, 100000), .flags = F_DEFAULT, DEF(500),
+	  OFF(struct sg_conf_kubernetes, page_size) },
+	{ .name = "watch_timeout", INT(10, 86400), .flags = F_DEFAULT, DEF(300),
+	  OFF(struct sg_conf_kubernetes, watch_timeout) },
+	{ .name = "request_timeout", INT(1, 3600), .flags = F_DEFAULT, DEF(30),
+	  OFF(struct sg_conf_kubernetes, request_timeout) },
+};
+
+static const struct group kubernetes_group = {
+	.settings = kubernetes_settings,
+	.n = SG_ARRAY_SIZE(kubernetes_settings),
+	.size = sizeof(struct sg_conf_kubernetes),
+	.line_off = offsetof(struct sg_conf_kubernetes, line),
+	.check = check_kubernetes,
+};
+
 /* ---- the whole file -------------------------------------------------------------------------- */
 
 /* A key a service is served on: a VIP and port, or a node address and node_port. */
@@ -864,6 +917,8 @@ static const struct setting root_settings[] = {
 	  OFF(struct sg_conf, timeouts) },
 	{ .name = "flow_rate", INT(0, 100000000), .flags = F_DEFAULT | F_NORELOAD, DEF(0),
 	  OFF(struct sg_conf, flow_rate) },
+	{ .name = "kubernetes", .kind = SK_GROUP, .group = &kubernetes_group, .flags = F_NORELOAD,
+	  OFF(struct sg_conf, kubernetes) },
 	{ .name = "services", .kind = SK_LIST, .group = &service_group,
 	  .cmin = 0, .cmax = 1u << 22, ARR(struct sg_conf, services, n_services) },
 };

@@ -44,6 +44,13 @@ const struct enum_name sg_conf_roles[] = {
 	{ NULL, 0 },
 };
 
+/* SG_CONF_K8S_NONE has no name: it is the group left out. */
+const struct enum_name sg_conf_k8s_sources[] = {
+	{ "in-cluster", SG_CONF_K8S_IN_CLUSTER },
+	{ "kubeconfig", SG_CONF_K8S_KUBECONFIG },
+	{ NULL, 0 },
+};
+
 const char *
 conf_enum_name(const struct enum_name *names, unsigned int value)
 {
@@ -126,6 +133,18 @@ int
 sg_conf_role_parse(const char *name)
 {
 	return parse_or_einval(sg_conf_roles, name);
+}
+
+const char *
+sg_conf_k8s_source_name(unsigned int source)
+{
+	return name_or_what(sg_conf_k8s_sources, source);
+}
+
+int
+sg_conf_k8s_source_parse(const char *name)
+{
+	return parse_or_einval(sg_conf_k8s_sources, name);
 }
 
 /* ---- addresses ----------------------------------------------------------- */
@@ -473,6 +492,29 @@ int
 conf_is_eal_arg(const char *s)
 {
 	return s[0] != '\0' && strlen(s) < 1024;
+}
+
+static int
+all_printable(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if (!isprint((unsigned char)*s) && !((unsigned char)*s & 0x80))
+			return 0;
+	return 1;
+}
+
+/* Control characters in a path are a mistake (a pasted newline), never intended. */
+int
+conf_is_path(const char *s)
+{
+	return s[0] != '\0' && strlen(s) < SG_CONF_PATH_MAX && all_printable(s);
+}
+
+/* kubeconfig context names are free-form ("arn:aws:eks:...", "user@cluster"). */
+int
+conf_is_context(const char *s)
+{
+	return s[0] != '\0' && strlen(s) < SG_CONF_K8S_CONTEXT_MAX && all_printable(s);
 }
 
 const char *

@@ -452,6 +452,58 @@ static const struct bad bad_rows[] = {
 	  SVC(LBF "ports = ( { port = 80; node_port = 30080; } ); "),
 	  "5: services: 2 service keys, more than tables.service_keys (1)" },
 
+	/* The kubernetes group, line 4 after BASE. */
+	{ "k8s_type", BASE "kubernetes = \"in-cluster\";\n",
+	  "4: kubernetes: must be a group { ... }, not a string" },
+	{ "k8s_unknown", BASE "kubernetes = { source = \"in-cluster\"; page_sise = 10; };\n",
+	  "4: kubernetes.page_sise: unknown setting (did you mean \"page_size\"?)" },
+	{ "k8s_missing_source", BASE "kubernetes = { page_size = 10; };\n",
+	  "4: kubernetes: missing setting \"source\"" },
+	{ "k8s_source", BASE "kubernetes = { source = \"incluster\"; };\n",
+	  "4: kubernetes.source: \"incluster\" is not a credential source (\"in-cluster\", "
+	  "\"kubeconfig\")" },
+	{ "k8s_missing_kubeconfig", BASE "kubernetes = { source = \"kubeconfig\"; "
+	  "context = \"edge\"; };\n",
+	  "4: kubernetes: missing setting \"kubeconfig\" (source \"kubeconfig\" reads that file)" },
+	{ "k8s_kubeconfig_in_cluster", BASE "kubernetes = { source = \"in-cluster\";\n"
+	  "  kubeconfig = \"/etc/svcgw/kubeconfig\"; };\n",
+	  "5: kubernetes.kubeconfig: only with source \"kubeconfig\"" },
+	{ "k8s_context_in_cluster", BASE "kubernetes = { source = \"in-cluster\"; "
+	  "context = \"edge\"; };\n",
+	  "4: kubernetes.context: only with source \"kubeconfig\"" },
+	{ "k8s_kubeconfig_empty", BASE "kubernetes = { source = \"kubeconfig\"; "
+	  "kubeconfig = \"\"; };\n",
+	  "4: kubernetes.kubeconfig: \"\" is not a path (1 to 4095 characters, none of them "
+	  "control characters)" },
+	{ "k8s_kubeconfig_control", BASE "kubernetes = { source = \"kubeconfig\"; "
+	  "kubeconfig = \"/etc/kube\\nconfig\"; };\n",
+	  "4: kubernetes.kubeconfig: \"/etc/kube?config\" is not a path (1 to 4095 characters, "
+	  "none of them control characters)" },
+	{ "k8s_kubeconfig_type", BASE "kubernetes = { source = \"kubeconfig\"; "
+	  "kubeconfig = 1; };\n",
+	  "4: kubernetes.kubeconfig: must be a string, not an integer" },
+	{ "k8s_context_empty", BASE "kubernetes = { source = \"kubeconfig\"; "
+	  "kubeconfig = \"k\"; context = \"\"; };\n",
+	  "4: kubernetes.context: \"\" is not a context name (1 to 253 characters, none of them "
+	  "control characters)" },
+	{ "k8s_page_size", BASE "kubernetes = { source = \"in-cluster\"; page_size = 0; };\n",
+	  "4: kubernetes.page_size: 0 is out of range (1-100000)" },
+	{ "k8s_page_size_high", BASE "kubernetes = { source = \"in-cluster\"; "
+	  "page_size = 100001; };\n",
+	  "4: kubernetes.page_size: 100001 is out of range (1-100000)" },
+	{ "k8s_watch_timeout", BASE "kubernetes = { source = \"in-cluster\"; "
+	  "watch_timeout = 9; };\n",
+	  "4: kubernetes.watch_timeout: 9 is out of range (10-86400)" },
+	{ "k8s_watch_timeout_high", BASE "kubernetes = { source = \"in-cluster\"; "
+	  "watch_timeout = 86401; };\n",
+	  "4: kubernetes.watch_timeout: 86401 is out of range (10-86400)" },
+	{ "k8s_request_timeout", BASE "kubernetes = { source = \"in-cluster\"; "
+	  "request_timeout = 0; };\n",
+	  "4: kubernetes.request_timeout: 0 is out of range (1-3600)" },
+	{ "k8s_request_timeout_high", BASE "kubernetes = { source = \"in-cluster\"; "
+	  "request_timeout = 3601; };\n",
+	  "4: kubernetes.request_timeout: 3601 is out of range (1-3600)" },
+
 	/* The examples of the brief, over several lines. */
 	{ "multiline", "# a comment\n"
 	  "workers = [ 1 ];\n"
@@ -574,7 +626,59 @@ test_reference(void **state)
 	assert_int_equal(c->timeouts.tcp_established, 7440);
 	assert_int_equal(c->snat_ports.min, 1024);
 	assert_int_equal(c->snat_ports.max, 65535);
+	assert_int_equal(c->kubernetes.source, SG_CONF_K8S_IN_CLUSTER);
+	assert_null(c->kubernetes.kubeconfig);
+	assert_null(c->kubernetes.context);
+	assert_int_equal(c->kubernetes.page_size, 500);
+	assert_int_equal(c->kubernetes.watch_timeout, 300);
+	assert_int_equal(c->kubernetes.request_timeout, 30);
 	sg_conf_free(c);
+}
+
+/* The kubernetes group: left out, the smallest, and every setting given. */
+static void
+test_kubernetes(void **state)
+{
+	struct sg_conf *c = load_text("k8s_none.conf", BASE);
+
+	(void)state;
+	assert_int_equal(c->kubernetes.source, SG_CONF_K8S_NONE);
+	assert_null(c->kubernetes.kubeconfig);
+	assert_int_equal(c->kubernetes.line, 0);
+	sg_conf_free(c);
+
+	c = load_text("k8s_in_cluster.conf", BASE "kubernetes = { source = \"in-cluster\"; };\n");
+	assert_int_equal(c->kubernetes.source, SG_CONF_K8S_IN_CLUSTER);
+	assert_null(c->kubernetes.kubeconfig);
+	assert_null(c->kubernetes.context);
+	assert_int_equal(c->kubernetes.page_size, 500);
+	assert_int_equal(c->kubernetes.watch_timeout, 300);
+	assert_int_equal(c->kubernetes.request_timeout, 30);
+	assert_int_equal(c->kubernetes.line, 4);
+	sg_conf_free(c);
+
+	c = load_text("k8s_file.conf", BASE WEB "kubernetes = {\n  source = \"kubeconfig\";\n"
+		      "  kubeconfig = \"../kube/config\";\n"
+		      "  context = \"arn:aws:eks:x:1:cluster/a b\";\n"
+		      "  page_size = 1; watch_timeout = 86400; request_timeout = 1;\n};\n");
+	assert_int_equal(c->kubernetes.source, SG_CONF_K8S_KUBECONFIG);
+	assert_string_equal(c->kubernetes.kubeconfig, "../kube/config");
+	assert_string_equal(c->kubernetes.context, "arn:aws:eks:x:1:cluster/a b");
+	assert_int_equal(c->kubernetes.page_size, 1);
+	assert_int_equal(c->kubernetes.watch_timeout, 86400);
+	assert_int_equal(c->kubernetes.request_timeout, 1);
+	assert_int_equal(c->kubernetes.line, 5);
+	/* Static services load beside it. */
+	assert_int_equal(c->n_services, 1);
+	sg_conf_free(c);
+
+	assert_string_equal(sg_conf_k8s_source_name(SG_CONF_K8S_IN_CLUSTER), "in-cluster");
+	assert_string_equal(sg_conf_k8s_source_name(SG_CONF_K8S_KUBECONFIG), "kubeconfig");
+	assert_string_equal(sg_conf_k8s_source_name(SG_CONF_K8S_NONE), "?");
+	assert_int_equal(sg_conf_k8s_source_parse("kubeconfig"), SG_CONF_K8S_KUBECONFIG);
+	assert_int_equal(sg_conf_k8s_source_parse("in-cluster"), SG_CONF_K8S_IN_CLUSTER);
+	assert_int_equal(sg_conf_k8s_source_parse("In-Cluster"), -EINVAL);
+	assert_int_equal(sg_conf_k8s_source_parse(NULL), -EINVAL);
 }
 
 static void
@@ -1042,6 +1146,29 @@ test_reload_refused(void **state)
 		      -EPERM, "7: snat_ports.min: cannot change on reload (restart svcgw)");
 	expect_reload(old, "r_flow_rate.conf", RELOAD_BASE "flow_rate = 1000;\n", -EPERM,
 		      "7: flow_rate: cannot change on reload (restart svcgw)");
+	/* The Kubernetes client is set up once: adding it needs a restart. */
+	expect_reload(old, "r_k8s_added.conf", RELOAD_BASE "kubernetes = {\n"
+		      "  source = \"in-cluster\";\n};\n", -EPERM,
+		      "8: kubernetes.source: cannot change on reload (restart svcgw)");
+	sg_conf_free(old);
+
+	old = load_text("r_old_k8s.conf", RELOAD_BASE "kubernetes = {\n  source = \"kubeconfig\";\n"
+			"  kubeconfig = \"/k\";\n};\n");
+	expect_reload(old, "r_k8s_same.conf", RELOAD_BASE "kubernetes = { source = \"kubeconfig\"; "
+		      "kubeconfig = \"/k\"; page_size = 500; };\n", 0, NULL);
+	expect_reload(old, "r_k8s_path.conf", RELOAD_BASE "kubernetes = {\n"
+		      "  source = \"kubeconfig\";\n  kubeconfig = \"/k2\";\n};\n", -EPERM,
+		      "9: kubernetes.kubeconfig: cannot change on reload (restart svcgw)");
+	expect_reload(old, "r_k8s_context.conf", RELOAD_BASE "kubernetes = {\n"
+		      "  source = \"kubeconfig\";\n  kubeconfig = \"/k\"; context = \"b\";\n};\n",
+		      -EPERM, "9: kubernetes.context: cannot change on reload (restart svcgw)");
+	expect_reload(old, "r_k8s_timeout.conf", RELOAD_BASE "kubernetes = {\n"
+		      "  source = \"kubeconfig\";\n  kubeconfig = \"/k\";\n  watch_timeout = 60;\n"
+		      "};\n", -EPERM,
+		      "10: kubernetes.watch_timeout: cannot change on reload (restart svcgw)");
+	/* Left out: blamed on the file, as every left-out group. */
+	expect_reload(old, "r_k8s_gone.conf", RELOAD_BASE, -EPERM,
+		      " kubernetes.source: cannot change on reload (restart svcgw)");
 	sg_conf_free(old);
 }
 
@@ -1163,6 +1290,7 @@ main(void)
 		cmocka_unit_test(test_load_files),
 		cmocka_unit_test(test_free_null),
 		cmocka_unit_test(test_reference),
+		cmocka_unit_test(test_kubernetes),
 		cmocka_unit_test(test_demo),
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_values),
