@@ -245,11 +245,13 @@ forward(struct sg_dp_worker *w, struct rte_mbuf *m, const struct sg_pkt_info *pi
 	struct sg_flow *f, unsigned int dir, uint64_t now)
 {
 	uint8_t in_role = w->ctx->ports[w->ctx->port_index[m->port]].roles;
+	uint8_t to_role = dir == SG_FLOW_DIR_FWD ? SG_DP_ROLE_INTERNAL : SG_DP_ROLE_EXTERNAL;
 	struct sg_flow_xlate x;
-	struct sg_pkt_nat nat = { .flags = SG_PKT_NAT_SRC | SG_PKT_NAT_DST };
+	rte_be32_t dst;
 
-	if (sg_unlikely(!(in_role & (dir == SG_FLOW_DIR_FWD ? SG_DP_ROLE_EXTERNAL :
-							      SG_DP_ROLE_INTERNAL)))) {
+	/* Client packets come in on external ports, replies on internal ones. */
+	if (sg_unlikely(!(in_role & (SG_DP_ROLE_EXTERNAL | SG_DP_ROLE_INTERNAL) & ~to_role) &&
+			in_role != (SG_DP_ROLE_EXTERNAL | SG_DP_ROLE_INTERNAL))) {
 		drop(w, m, SG_DP_C_drop_wrong_side);
 		return;
 	}
@@ -263,23 +265,25 @@ forward(struct sg_dp_worker *w, struct rte_mbuf *m, const struct sg_pkt_info *pi
 		sg_flow_touch(f, dir, now);
 
 	sg_flow_xlate(f, dir, &x);
-	memcpy(nat.src.a8, x.src, 4);
-	memcpy(nat.dst.a8, x.dst, 4);
-	nat.sport = x.sport;
-	nat.dport = x.dport;
-	if (sg_likely(sg_pkt_nat4_fast_ok(pi)))
+	if (sg_likely(sg_pkt_nat4_fast_ok(pi))) {
 		sg_pkt_nat4_fast(frame_of(m), pi, x.src, x.sport, x.dst, x.dport);
-	else if (sg_unlikely(sg_pkt_nat(frame_of(m), pi, &nat) != 0)) {
-		drop(w, m, SG_DP_C_drop_xlate);
-		return;
-	}
-	if (dir == SG_FLOW_DIR_FWD) {
-		DP_COUNT(w, fwd);
-		egress4(w, m, nat.dst.a32[0], SG_DP_ROLE_INTERNAL);
 	} else {
-		DP_COUNT(w, rev);
-		egress4(w, m, nat.dst.a32[0], SG_DP_ROLE_EXTERNAL);
+		struct sg_pkt_nat nat = {
+			.flags = SG_PKT_NAT_SRC | SG_PKT_NAT_DST,
+			.sport = x.sport,
+			.dport = x.dport,
+		};
+
+		memcpy(nat.src.a8, x.src, 4);
+		memcpy(nat.dst.a8, x.dst, 4);
+		if (sg_unlikely(sg_pkt_nat(frame_of(m), pi, &nat) != 0)) {
+			drop(w, m, SG_DP_C_drop_xlate);
+			return;
+		}
 	}
+	w->stats.c[dir == SG_FLOW_DIR_FWD ? SG_DP_C_fwd : SG_DP_C_rev]++;
+	memcpy(&dst, x.dst, 4);
+	egress4(w, m, dst, to_role);
 }
 
 /*

@@ -399,22 +399,35 @@ sg_pkt_nat4_fast(uint8_t *buf, const struct sg_pkt_info *pi, const void *src, ui
 {
 	uint8_t *ip = buf + pi->l3_off, *l4 = buf + pi->l4_off;
 	uint8_t *csum = l4 + (pi->l4_proto == 6 ? 16 : 6);
-	uint32_t d_ip = sg_csum_delta(sg_csum_delta(0, ip + 12, src, 4), ip + 16, dst, 4);
-	uint32_t d_l4 = sg_csum_delta(sg_csum_delta(d_ip, l4, &sport, 2), l4 + 2, &dport, 2);
-	uint16_t c;
+	uint32_t os, od, ns, nd;
+	uint16_t osp, odp, c;
+	uint64_t d;
 
+	memcpy(&os, ip + 12, 4);
+	memcpy(&od, ip + 16, 4);
+	memcpy(&ns, src, 4);
+	memcpy(&nd, dst, 4);
+	memcpy(&osp, l4, 2);
+	memcpy(&odp, l4 + 2, 2);
+	/*
+	 * RFC 1624 eqn. 3 on whole 32-bit words: their 16-bit halves add up the
+	 * same in a wider accumulator, folded once (RFC 1071 §2 (A), (C)).
+	 */
+	d = (uint64_t)(uint32_t)~os + ns + (uint32_t)~od + nd;
+	d = (d & 0xffffffff) + (d >> 32);
 	memcpy(&c, ip + 10, 2);
-	c = sg_csum_apply(c, d_ip);
+	c = sg_csum_apply(c, (uint32_t)(d & 0xffff) + (uint32_t)(d >> 16));
 	memcpy(ip + 10, &c, 2);
+	d += (uint16_t)~osp + (uint32_t)sport + (uint16_t)~odp + (uint32_t)dport;
 	memcpy(&c, csum, 2);
 	if (pi->l4_proto == 6 || c != 0) {
-		c = sg_csum_apply(c, d_l4);
+		c = sg_csum_apply(c, (uint32_t)(d & 0xffff) + (uint32_t)(d >> 16));
 		if (pi->l4_proto == 17 && c == 0)
 			c = 0xffff;
 		memcpy(csum, &c, 2);
 	}
-	memcpy(ip + 12, src, 4);
-	memcpy(ip + 16, dst, 4);
+	memcpy(ip + 12, &ns, 4);
+	memcpy(ip + 16, &nd, 4);
 	memcpy(l4, &sport, 2);
 	memcpy(l4 + 2, &dport, 2);
 }
