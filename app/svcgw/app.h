@@ -2,8 +2,10 @@
 /*
  * The daemon's state and the pieces of app/svcgw that share it: ports
  * (ports.c), the control thread and the workers' lcores (control.c), the
- * static service list turned into table entries (services.c), telemetry
- * (telemetry.c). main.c owns the process: arguments, EAL, exit codes.
+ * services of the file and of the cluster turned into table entries
+ * (services.c), the Kubernetes client feeding them (kube.c), telemetry
+ * (telemetry.c), a hash map for the control thread's indexes (map.c).
+ * main.c owns the process: arguments, EAL, exit codes.
  */
 #ifndef SG_APP_H
 #define SG_APP_H
@@ -17,14 +19,17 @@
 #include "sg_log.h"
 #include "conf.h"
 #include "dp.h"
+#include "k8s.h"
 
 extern int sg_logtype_svcgw;
+extern int sg_logtype_k8s;	/* "svcgw.k8s": lib/k8s's messages and the cluster's services */
 
 /* Exit codes: 2 for a configuration refused before anything started. */
 #define SG_EXIT_RUNTIME 1
 #define SG_EXIT_CONFIG 2
 
 struct app_services;
+struct app_k8s;
 
 struct sg_app {
 	struct sg_conf *conf;			/* the running configuration */
@@ -35,6 +40,7 @@ struct sg_app {
 	struct sg_svc_table *svc;
 	struct sg_neigh_table *neigh;
 	struct app_services *services;
+	struct app_k8s *k8s;			/* NULL without a kubernetes group */
 	uint64_t tsc_per_ms;
 	atomic_bool workers_stop;
 };
@@ -71,10 +77,15 @@ void app_unpublish(void);
 void app_free(struct sg_app *a);
 
 /*
- * services.c: the services and addresses of a config into the tables.
- * app_services_apply() publishes what changed, removes what went away and
- * updates owned addresses; on error (reported in err, one line) the tables
- * may hold part of the new config, which the next apply fixes.
+ * services.c: services of the file and of the cluster into the tables, by
+ * one compiler and one publication path. Control thread, under
+ * sg_app_lock.
+ *
+ * app_services_apply() makes the tables hold the file's services and
+ * addresses: it publishes what changed, removes what went away, updates
+ * owned addresses, and moves Kubernetes services out of the file's way;
+ * on error (reported in err, one line) the tables may hold part of the new
+ * config, which the next apply fixes.
  */
 struct app_services *app_services_create(void);
 /* Whether every service of c can be compiled and forwarded; needs no EAL. */
@@ -83,6 +94,68 @@ void app_services_free(struct app_services *s);
 int app_services_apply(struct sg_app *a, const struct sg_conf *c, char *err, size_t errlen);
 /* The "namespace/name:port/proto" of a published service id, or NULL. */
 const char *app_services_name(const struct app_services *s, uint32_t id);
+/* Where a published service id comes from: "file", "kubernetes", or "?". */
+const char *app_services_source(const struct app_services *s, uint32_t id);
+
+/*
+ * One change drained from lib/k8s: the service key ("namespace/name") in
+ * its new state, owned from here on, or NULL when it is no longer served.
+ * Only that service's entries are recompiled and republished. A service
+ * that cannot be served is logged once and skipped.
+ */
+void app_services_k8s_change(struct sg_app *a, const char *key, struct sg_k8s_service *svc);
+/* Try the services parked behind a conflict or a full table, if anything left. */
+void app_services_k8s_retry(struct sg_app *a);
+
+/* Where the cluster's services stand in the tables. */
+struct app_k8s_counts {
+	uint32_t services;		/* known: served or skipped */
+	uint32_t served;
+	uint32_t refused;		/* cannot be forwarded as they are */
+	uint32_t parked;		/* behind a conflict or a full table */
+	uint32_t entries;		/* service entries of the served ones */
+	uint64_t changes;		/* changes applied since start */
+	uint64_t publications;		/* changes that changed the tables */
+	uint64_t last_publish_us;	/* CLOCK_REALTIME of the last one; 0: none */
+	char last_publish[SG_K8S_KEY_SIZE];	/* its service */
+};
+
+void app_services_k8s_counts(const struct app_services *s, struct app_k8s_counts *out);
+/* state "refused" or "parked"; non-zero stops the walk and is returned. */
+typedef int (*app_services_skipped_fn)(const char *key, const char *state, const char *why,
+				       void *arg);
+int app_services_k8s_skipped(const struct app_services *s, app_services_skipped_fn fn,
+			     void *arg);
+
+/*
+ * kube.c: the Kubernetes client. app_k8s_create() runs before EAL: it
+ * reads the credentials the file names (and nothing else: no request is
+ * made), so a missing or malformed one is refused like a config error,
+ * "FILE:LINE: kubernetes: why" in err; *out is NULL without a kubernetes
+ * group. app_k8s_start() starts the client thread once the tables exist;
+ * app_k8s_poll(), each turn of the control loop, applies what it drained
+ * (taking sg_app_lock itself) and never waits for the network.
+ */
+int app_k8s_create(const struct sg_conf *c, struct app_k8s **out, char *err, size_t errlen);
+int app_k8s_start(struct sg_app *a);
+void app_k8s_poll(struct sg_app *a);
+/* SIGHUP: what the client must know of the new file (default_mode). */
+void app_k8s_reload(struct sg_app *a, const struct sg_conf *oc, const struct sg_conf *nc);
+/* Stop the client thread; harmless on NULL and twice. */
+void app_k8s_stop(struct app_k8s *k);
+void app_k8s_free(struct app_k8s *k);
+
+struct app_k8s_status {
+	uint8_t source;			/* enum sg_conf_k8s_source; NONE: no client */
+	struct sg_k8s_sync sync;
+	uint64_t first_sync_ms;		/* client start to the tables holding the first
+					 * full list; 0: not yet */
+	uint32_t nodes;			/* in the last Nodes list */
+	struct app_k8s_counts counts;
+};
+
+/* Under sg_app_lock. Returns 0 (source NONE without a client). */
+int app_k8s_status(const struct sg_app *a, struct app_k8s_status *st);
 
 /* telemetry.c */
 int app_telemetry_init(void);

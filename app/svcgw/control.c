@@ -2,9 +2,10 @@
 /*
  * The control thread, on EAL's main lcore: the tables and rings the workers
  * share, the workers' lcores, and the loop that serves lib/neigh (what the
- * workers learned, packets waiting for a neighbour, timers), reclaims
- * what RCU has released, and applies SIGHUP reloads. It never blocks a
- * worker: the workers only ever see whole table entries swapped under RCU.
+ * workers learned, packets waiting for a neighbour, timers), applies what
+ * the Kubernetes client drained, reclaims what RCU has released, and
+ * applies SIGHUP reloads. It never blocks a worker: the workers only ever
+ * see whole table entries swapped under RCU.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -336,6 +337,7 @@ reload(struct sg_app *a)
 	old = a->conf;
 	a->conf = nc;
 	pthread_mutex_unlock(&sg_app_lock);
+	app_k8s_reload(a, old, nc);
 	sg_conf_free(old);
 	if (rc != 0) {
 		SG_LOG(svcgw, ERR, "reload failed midway, the tables hold part of %s: %s",
@@ -365,11 +367,13 @@ app_control_run(struct sg_app *a)
 			last_reclaim = now;
 		}
 		pthread_mutex_unlock(&sg_app_lock);
+		app_k8s_poll(a);
 		if (atomic_exchange(&sg_app_reload, false))
 			reload(a);
 		rte_delay_us_sleep(CTL_SLEEP_US);
 	}
 	SG_LOG(svcgw, NOTICE, "stopping");
+	app_k8s_stop(a->k8s);
 	atomic_store(&a->workers_stop, true);
 	rte_eal_mp_wait_lcore();
 }
@@ -409,6 +413,7 @@ app_free(struct sg_app *a)
 			rte_pktmbuf_free(miss.m);
 	rte_ring_free(a->ctx.neigh_miss);
 	rte_ring_free(a->ctx.neigh_learn);
+	app_k8s_free(a->k8s);
 	sg_neigh_free(a->neigh);
 	sg_svc_table_free(a->svc);
 	app_services_free(a->services);

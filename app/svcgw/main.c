@@ -5,6 +5,15 @@
  * the configuration is refused before anything starts, 1 for anything else.
  *
  *   svcgw -c FILE [--check] [EAL arguments]
+ *
+ * What is refused before EAL, with exit code 2: the file (every setting,
+ * every static service compiled, the mempool against the queues), and, when
+ * starting with a kubernetes group, the credentials it names (the
+ * kubeconfig or the pod's service account, read and parsed; no request is
+ * made). --check validates the file alone: it is run where the file is
+ * written, which is seldom where the credentials are. What only the API
+ * server can tell (an unknown CA, a revoked token) is logged and retried
+ * once running, while the file's services are served.
  */
 #include <errno.h>
 #include <signal.h>
@@ -156,7 +165,8 @@ main(int argc, char **argv)
 	bool check = false;
 	char *extra[64], *eargv[EAL_ARGS_MAX], *eal_owned[EAL_ARGS_MAX];
 	int n_extra = 0, eargc, rc;
-	char err[512];
+	char err[1024];
+	struct app_k8s *k8s = NULL;
 	struct sg_conf *c;
 	struct sg_app *a;
 
@@ -193,10 +203,17 @@ main(int argc, char **argv)
 		sg_conf_free(c);
 		return 0;
 	}
+	rc = app_k8s_create(c, &k8s, err, sizeof(err));
+	if (rc != 0) {
+		fprintf(stderr, "%s\n", err);
+		sg_conf_free(c);
+		return rc == -ENOMEM ? SG_EXIT_RUNTIME : SG_EXIT_CONFIG;
+	}
 
 	eargc = eal_args(c, argv[0], extra, n_extra, eargv);
 	if (eargc < 0) {
 		fprintf(stderr, "svcgw: out of memory\n");
+		app_k8s_free(k8s);
 		sg_conf_free(c);
 		return SG_EXIT_RUNTIME;
 	}
@@ -221,6 +238,8 @@ main(int argc, char **argv)
 		goto eal_cleanup;
 	}
 	a->conf = c;
+	a->k8s = k8s;
+	k8s = NULL;	/* app_free() frees it */
 	pthread_mutex_lock(&sg_app_lock);
 	sg_app = a;
 	pthread_mutex_unlock(&sg_app_lock);
@@ -238,6 +257,11 @@ main(int argc, char **argv)
 		rc = app_telemetry_init();
 	if (rc == 0)
 		rc = app_workers_start(a);
+	if (rc == 0 && app_k8s_start(a) != 0) {
+		atomic_store(&a->workers_stop, true);
+		rte_eal_mp_wait_lcore();
+		rc = -1;
+	}
 	if (rc == 0)
 		app_control_run(a);
 
@@ -250,6 +274,7 @@ eal_cleanup:
 	rte_eal_cleanup();
 free_args:
 	eal_args_free(eal_owned, eargc);
+	app_k8s_free(k8s);
 	sg_conf_free(c);
 	return rc;
 }

@@ -8,7 +8,8 @@
  *
  *   /svcgw/services[,start]     /svcgw/backends,ID[,start]
  *   /svcgw/flows[,n]            /svcgw/stats
- *   /svcgw/neighbours[,start]
+ *   /svcgw/neighbours[,start]   /svcgw/sync
+ *   /svcgw/skipped[,start]
  *
  * The callbacks run on DPDK's telemetry threads (one per client connection),
  * under sg_app_lock.
@@ -19,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <rte_cycles.h>
 #include <rte_ethdev.h>
@@ -153,11 +155,12 @@ static int
 cmd_services(const char *cmd, const char *params, struct rte_tel_data *d)
 {
 	static const char *const names[] = { "id", "name", "mode", "keys", "backends",
-					     "usable", "maglev_size", "generation", "flags" };
+					     "usable", "maglev_size", "generation", "flags",
+					     "source" };
 	static const enum rte_tel_value_type types[] = {
 		RTE_TEL_U64_VAL, RTE_TEL_STRING_VAL, RTE_TEL_STRING_VAL, RTE_TEL_STRING_VAL,
 		RTE_TEL_U64_VAL, RTE_TEL_U64_VAL, RTE_TEL_U64_VAL, RTE_TEL_U64_VAL,
-		RTE_TEL_STRING_VAL,
+		RTE_TEL_STRING_VAL, RTE_TEL_STRING_VAL,
 	};
 	struct column cols[RTE_DIM(names)] = { 0 };
 	struct entry_list l = { 0 };
@@ -195,6 +198,8 @@ cmd_services(const char *cmd, const char *params, struct rte_tel_data *d)
 		rte_tel_data_add_array_u64(cols[7].data, e->generation);
 		flags_str(e, buf, sizeof(buf));
 		rte_tel_data_add_array_string(cols[8].data, buf);
+		rte_tel_data_add_array_string(cols[9].data,
+					      app_services_source(sg_app->services, e->id));
 	}
 	columns_add(d, cols, RTE_DIM(cols));
 	rc = 0;
@@ -543,6 +548,183 @@ out:
 	return rc;
 }
 
+/* ---- /svcgw/sync ----------------------------------------------------------- */
+
+static uint64_t
+real_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Milliseconds since a CLOCK_REALTIME stamp; 0 for "never" (and for a stamp ahead). */
+static uint64_t
+age_ms(uint64_t now, uint64_t then)
+{
+	return then != 0 && now > then ? now - then : 0;
+}
+
+/*
+ * How svcgw follows the cluster: scalars for the sync as a whole and what
+ * it put in the tables, a row per watched resource. Without a kubernetes
+ * group, source "none" and nothing else.
+ */
+static int
+cmd_sync(const char *cmd, const char *params, struct rte_tel_data *d)
+{
+	static const char *const names[] = { "resource", "state", "resource_version", "objects",
+					     "events", "lists", "failures", "event_age_ms" };
+	static const enum rte_tel_value_type types[] = {
+		RTE_TEL_STRING_VAL, RTE_TEL_STRING_VAL, RTE_TEL_STRING_VAL, RTE_TEL_U64_VAL,
+		RTE_TEL_U64_VAL, RTE_TEL_U64_VAL, RTE_TEL_U64_VAL, RTE_TEL_U64_VAL,
+	};
+	struct column cols[RTE_DIM(names)] = { 0 };
+	struct app_k8s_status *st = malloc(sizeof(*st));
+	const struct sg_k8s_sync *sy;
+	uint64_t now = real_ms(), last = 0;
+	int rc = -ENOMEM;
+
+	(void)cmd;
+	(void)params;
+	pthread_mutex_lock(&sg_app_lock);
+	if (sg_app == NULL) {
+		rc = -EAGAIN;
+		goto out;
+	}
+	if (st == NULL || columns_new(cols, RTE_DIM(cols), names, types) != 0)
+		goto out;
+	app_k8s_status(sg_app, st);
+	rte_tel_data_start_dict(d);
+	if (st->source == SG_CONF_K8S_NONE) {
+		rte_tel_data_add_dict_string(d, "source", "none");
+		rc = 0;
+		goto out;
+	}
+	sy = &st->sync;
+	rte_tel_data_add_dict_string(d, "source", sg_conf_k8s_source_name(st->source));
+	rte_tel_data_add_dict_string(d, "server", sy->server);
+	rte_tel_data_add_dict_u64(d, "synced", sy->synced);
+	rte_tel_data_add_dict_u64(d, "first_sync_ms", st->first_sync_ms);
+	for (unsigned int r = 0; r < SG_K8S_RESOURCE_COUNT; r++)
+		last = RTE_MAX(last, sy->res[r].last_event_ms);
+	rte_tel_data_add_dict_u64(d, "last_event_age_ms", age_ms(now, last));
+	rte_tel_data_add_dict_string(d, "last_error", sy->last_error);
+	rte_tel_data_add_dict_u64(d, "last_error_age_ms", age_ms(now, sy->last_error_ms));
+	rte_tel_data_add_dict_u64(d, "bad_objects", sy->bad_objects);
+	rte_tel_data_add_dict_u64(d, "services", st->counts.services);
+	rte_tel_data_add_dict_u64(d, "served", st->counts.served);
+	rte_tel_data_add_dict_u64(d, "refused", st->counts.refused);
+	rte_tel_data_add_dict_u64(d, "parked", st->counts.parked);
+	rte_tel_data_add_dict_u64(d, "entries", st->counts.entries);
+	rte_tel_data_add_dict_u64(d, "nodes", st->nodes);
+	rte_tel_data_add_dict_u64(d, "changes", st->counts.changes);
+	rte_tel_data_add_dict_u64(d, "publications", st->counts.publications);
+	rte_tel_data_add_dict_string(d, "last_publish", st->counts.last_publish);
+	rte_tel_data_add_dict_u64(d, "last_publish_us", st->counts.last_publish_us);
+	for (unsigned int r = 0; r < SG_K8S_RESOURCE_COUNT; r++) {
+		const struct sg_k8s_resource_state *rs = &sy->res[r];
+
+		rte_tel_data_add_array_string(cols[0].data, sg_k8s_resource_name(r));
+		rte_tel_data_add_array_string(cols[1].data, sg_k8s_stream_state_name(rs->state));
+		rte_tel_data_add_array_string(cols[2].data, rs->resource_version);
+		rte_tel_data_add_array_u64(cols[3].data, rs->objects);
+		rte_tel_data_add_array_u64(cols[4].data, rs->events);
+		rte_tel_data_add_array_u64(cols[5].data, rs->lists);
+		rte_tel_data_add_array_u64(cols[6].data, rs->failures);
+		rte_tel_data_add_array_u64(cols[7].data, age_ms(now, rs->last_event_ms));
+	}
+	columns_add(d, cols, RTE_DIM(cols));
+	rc = 0;
+out:
+	pthread_mutex_unlock(&sg_app_lock);
+	columns_free(cols, RTE_DIM(cols));
+	free(st);
+	return rc;
+}
+
+/* ---- /svcgw/skipped -------------------------------------------------------- */
+
+struct skipped_row {
+	char key[SG_K8S_KEY_SIZE];
+	const char *state;
+	char why[RTE_TEL_MAX_STRING_LEN];
+};
+
+struct skipped_list {
+	struct skipped_row *v;
+	uint32_t n;
+	uint32_t cap;
+};
+
+static int
+collect_skipped(const char *key, const char *state, const char *why, void *arg)
+{
+	struct skipped_list *l = arg;
+
+	if (l->n == l->cap) {
+		uint32_t cap = l->cap ? 2 * l->cap : 32;
+		struct skipped_row *v = realloc(l->v, cap * sizeof(*v));
+
+		if (v == NULL)
+			return -ENOMEM;
+		l->v = v;
+		l->cap = cap;
+	}
+	snprintf(l->v[l->n].key, sizeof(l->v[l->n].key), "%s", key);
+	l->v[l->n].state = state;
+	snprintf(l->v[l->n].why, sizeof(l->v[l->n].why), "%s", why);
+	l->n++;
+	return 0;
+}
+
+static int
+cmp_skipped(const void *a, const void *b)
+{
+	return strcmp(((const struct skipped_row *)a)->key, ((const struct skipped_row *)b)->key);
+}
+
+/* The cluster's services svcgw does not serve, and why; by namespace/name. */
+static int
+cmd_skipped(const char *cmd, const char *params, struct rte_tel_data *d)
+{
+	static const char *const names[] = { "service", "state", "reason" };
+	static const enum rte_tel_value_type types[] = {
+		RTE_TEL_STRING_VAL, RTE_TEL_STRING_VAL, RTE_TEL_STRING_VAL,
+	};
+	struct column cols[RTE_DIM(names)] = { 0 };
+	struct skipped_list l = { 0 };
+	uint32_t start = param_u32(params, 0);
+	int rc = -ENOMEM;
+
+	(void)cmd;
+	pthread_mutex_lock(&sg_app_lock);
+	if (sg_app == NULL) {
+		rc = -EAGAIN;
+		goto out;
+	}
+	if (columns_new(cols, RTE_DIM(cols), names, types) != 0 ||
+	    app_services_k8s_skipped(sg_app->services, collect_skipped, &l) != 0)
+		goto out;
+	qsort(l.v, l.n, sizeof(*l.v), cmp_skipped);
+	rte_tel_data_start_dict(d);
+	rte_tel_data_add_dict_u64(d, "total", l.n);
+	rte_tel_data_add_dict_u64(d, "start", start);
+	for (uint32_t i = start; i < l.n && i - start < PAGE_ROWS; i++) {
+		rte_tel_data_add_array_string(cols[0].data, l.v[i].key);
+		rte_tel_data_add_array_string(cols[1].data, l.v[i].state);
+		rte_tel_data_add_array_string(cols[2].data, l.v[i].why);
+	}
+	columns_add(d, cols, RTE_DIM(cols));
+	rc = 0;
+out:
+	pthread_mutex_unlock(&sg_app_lock);
+	columns_free(cols, RTE_DIM(cols));
+	free(l.v);
+	return rc;
+}
+
 int
 app_telemetry_init(void)
 {
@@ -560,6 +742,10 @@ app_telemetry_init(void)
 		{ "/svcgw/stats", cmd_stats, "Data-path counters and port counters. No parameters" },
 		{ "/svcgw/neighbours", cmd_neighbours,
 		  "Neighbour table, a page of 32 from the offset given. Parameters: [start]" },
+		{ "/svcgw/sync", cmd_sync,
+		  "How the tables follow the Kubernetes API. No parameters" },
+		{ "/svcgw/skipped", cmd_skipped,
+		  "Kubernetes services not served, and why; a page of 32. Parameters: [start]" },
 	};
 
 	for (size_t i = 0; i < RTE_DIM(cmds); i++) {

@@ -184,6 +184,8 @@ struct sg_conf_kubernetes {
 	uint8_t source;				/* enum sg_conf_k8s_source */
 	char *kubeconfig;			/* path as written; NULL unless KUBECONFIG */
 	char *context;				/* NULL: the file's current-context */
+	char *service_account;			/* in-cluster token and ca.crt directory;
+						 * NULL: the pod's default */
 	uint32_t page_size;			/* objects per list request (limit) */
 	uint32_t watch_timeout;			/* seconds of a watch (timeoutSeconds) */
 	uint32_t request_timeout;		/* seconds for a connection or a list page */

@@ -615,6 +615,9 @@ check_kubernetes(struct conf_ctx *ctx, const config_setting_t *gs, void *base, u
 		if (k->kubeconfig == NULL)
 			return conf_err_missing(ctx, gs, "kubeconfig",
 						" (source \"kubeconfig\" reads that file)");
+		if (conf_member(gs, "service_account") != NULL)
+			return conf_err(ctx, conf_member(gs, "service_account"),
+					"only with source \"in-cluster\"");
 		return 0;
 	}
 	for (unsigned int i = 0; i < SG_ARRAY_SIZE(file_only); i++)
@@ -634,6 +637,9 @@ static const struct setting kubernetes_settings[] = {
 	{ .name = "context", .kind = SK_STR, .size = 0, .check = conf_is_context,
 	  .what = "a context name (1 to 253 characters, none of them control characters)",
 	  OFF(struct sg_conf_kubernetes, context) },
+	{ .name = "service_account", .kind = SK_STR, .size = 0, .check = conf_is_path,
+	  .what = "a path (1 to 4095 characters, none of them control characters)",
+	  OFF(struct sg_conf_kubernetes, service_account) },
 	/* client-go's reflector lists 500 at a time. */
 	{ .name = "page_size", INT(1, 100000), .flags = F_DEFAULT, DEF(500),
 	  OFF(struct sg_conf_kubernetes, page_size) },

@@ -688,11 +688,14 @@ class Svcgw:
     """svcgw running in the gateway namespace; its stderr kept line by
     line (and in svcgw.log in the run's temp dir)."""
 
-    def __init__(self, h, topo, conf_path, file_prefix, extra_args=()):
+    def __init__(self, h, topo, conf_path, file_prefix, extra_args=(),
+                 env=None):
         self.h, self.topo = h, topo
         self.conf_path = conf_path
         self.file_prefix = file_prefix
         self.extra_args = list(extra_args)
+        # Added to svcgw's environment (the in-cluster variables).
+        self.env = dict(env or {})
         self.lines = []
         self.cond = threading.Condition()
         self.p = None
@@ -703,7 +706,8 @@ class Svcgw:
                               + self.extra_args, ns=self.topo.gw,
                               stdin=subprocess.DEVNULL,
                               stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE, text=True)
+                              stderr=subprocess.PIPE, text=True,
+                              env={**os.environ, **self.env})
         threading.Thread(target=self._reader, daemon=True).start()
         if self.wait_line("svcgw: ready", 0, timeout) is None:
             raise RuntimeError("svcgw not ready:\n" + self.tail())
@@ -848,3 +852,62 @@ def require_root():
         print("1..1")
         print("not ok 1 - needs root: network namespaces, veths, DPDK")
         sys.exit(1)
+
+
+# -- Kubernetes ------------------------------------------------------------
+
+def apiserver(h, topo, **kw):
+    """The API server stand-in (tests/apiserver) listening on 127.0.0.1
+    inside the gateway's namespace, where svcgw reaches it; closed with
+    the run. Keyword arguments go to ApiServer."""
+    sys.path.insert(0, os.path.join(SRC_ROOT, "tests", "apiserver"))
+    import apiserver as api
+    srv = api.ApiServer(host="127.0.0.1", netns=topo.gw,
+                        workdir=h.path("apiserver"), **kw)
+    os.makedirs(srv.workdir, exist_ok=True)
+    h.on_close(srv.close)
+    return srv.start()
+
+
+def k8s_kubeconfig(path, **kw):
+    """The kubernetes group for a kubeconfig file."""
+    return {"source": "kubeconfig", "kubeconfig": path, **kw}
+
+
+def k8s_in_cluster(sa_dir, **kw):
+    """The kubernetes group for in-cluster credentials in sa_dir (svcgw
+    also needs ApiServer.in_cluster_env() in its environment)."""
+    return {"source": "in-cluster", "service_account": sa_dir, **kw}
+
+
+def wait_until(pred, timeout=10, step=0.05):
+    """pred()'s first true value, or its last value after timeout
+    seconds; an exception counts as false until the end."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            v = pred()
+        except Exception:  # the gateway between two states: try again
+            v = None
+            if time.monotonic() >= deadline:
+                raise
+        if v or time.monotonic() >= deadline:
+            return v
+        time.sleep(step)
+
+
+def sync_state(gw):
+    return gw.ctl("sync")["/svcgw/sync"]
+
+
+def service_table(gw, namespace_name):
+    """{entry name: (keys, sorted backend addresses)} of the entries of
+    one service ("namespace/name") in the gateway's tables."""
+    svc = gw.ctl("services")["/svcgw/services"]
+    out = {}
+    for i, name, keys in zip(svc["id"], svc["name"], svc["keys"]):
+        if name.split(":", 1)[0] != namespace_name:
+            continue
+        be = gw.ctl("backends", str(i))["/svcgw/backends"]
+        out[name] = (keys, sorted(be["address"]))
+    return out

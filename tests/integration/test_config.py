@@ -8,7 +8,11 @@ table of errors -- must give exactly one line on stderr naming the file,
 the line and the setting ("FILE:LINE: SETTING: message"), exit code 2, and
 start nothing: no DPDK runtime directory appears for the file's
 --file-prefix. Each is run both as `svcgw --check -c FILE` and as
-`svcgw -c FILE`. Needs no namespaces and no traffic.
+`svcgw -c FILE`. Kubernetes credentials the file names are read before
+EAL too, when svcgw starts (--check validates the file alone): a missing
+kubeconfig, an unknown context, in-cluster credentials outside a pod or
+without their token are one line naming the file, the kubernetes group's
+line and what is wrong, and exit 2. Needs no namespaces and no traffic.
 """
 import os
 import subprocess
@@ -17,10 +21,10 @@ import sys
 import sgnet
 
 
-def svcgw(*args):
+def svcgw(*args, env=None):
     return subprocess.run([sgnet.svcgw_path()] + list(args),
                           capture_output=True, text=True, timeout=30,
-                          stdin=subprocess.DEVNULL)
+                          stdin=subprocess.DEVNULL, env=env)
 
 
 def mutate(text, old, new, nth=0):
@@ -59,6 +63,41 @@ def bad_configs(good):
     return out
 
 
+def credential_configs(good, tmp):
+    """(name, text, line, expected message after "FILE:LINE: kubernetes: ",
+    environment): files whose credentials svcgw cannot use."""
+    empty_sa = os.path.join(tmp, "empty-sa")
+    os.makedirs(empty_sa, exist_ok=True)
+    kc = os.path.join(tmp, "kubeconfig")
+    with open(kc, "w", encoding="utf-8") as f:
+        f.write("apiVersion: v1\nkind: Config\ncurrent-context: a\n"
+                "clusters:\n- name: c\n  cluster:\n"
+                "    server: https://127.0.0.1:6443\n"
+                "contexts:\n- name: a\n  context:\n    cluster: c\n"
+                "    user: u\nusers:\n- name: u\n  user:\n"
+                "    token: t\n")
+    line = good.count("\n") + 1
+    pod_env = {"KUBERNETES_SERVICE_HOST": "127.0.0.1",
+               "KUBERNETES_SERVICE_PORT": "6443"}
+    no_env = {"KUBERNETES_SERVICE_HOST": None, "KUBERNETES_SERVICE_PORT": None}
+    cases = (
+        ("a kubeconfig that is not there",
+         {"source": "kubeconfig", "kubeconfig": os.path.join(tmp, "nope")},
+         f"kubeconfig {os.path.join(tmp, 'nope')}: ", {}),
+        ("a context the kubeconfig lacks",
+         {"source": "kubeconfig", "kubeconfig": kc, "context": "edge"},
+         f"kubeconfig {kc}", {}),
+        ("in-cluster outside a pod",
+         {"source": "in-cluster", "service_account": empty_sa},
+         "in-cluster: KUBERNETES_SERVICE_HOST is not set", no_env),
+        ("in-cluster without a token",
+         {"source": "in-cluster", "service_account": empty_sa},
+         f"in-cluster: token {empty_sa}/token: ", pod_env),
+    )
+    return [(name, good + sgnet.render_conf({"kubernetes": group}), line,
+             want, env) for name, group, want, env in cases]
+
+
 def main():
     sgnet.require_root()
     h = sgnet.Harness("config")
@@ -74,7 +113,8 @@ def run(h):
         prefix, sgnet.standard_services()))
     bads = bad_configs(good)
     shipped = ["config/demo.conf", "config/svcgw.conf"]
-    tap = sgnet.Tap(len(shipped) + 1 + 2 * len(bads) + 1)
+    creds = credential_configs(good, h.tmp)
+    tap = sgnet.Tap(len(shipped) + 1 + 2 * len(bads) + 1 + 2 * len(creds))
 
     for rel in shipped:
         path = os.path.join(sgnet.SRC_ROOT, rel)
@@ -107,6 +147,25 @@ def run(h):
                    f"exit {p.returncode}, want a line starting {want!r}",
                    *lines[:10],
                    f"runtime dir exists: {os.path.exists(rundir)}")
+
+    for i, (name, text, line, msg, env) in enumerate(creds):
+        path = h.path(f"cred{i}.conf")
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+        want = f"{path}:{line}: kubernetes: {msg}"
+        e = {k: v for k, v in os.environ.items() if not k.startswith("KUBE")}
+        e.update({k: v for k, v in env.items() if v is not None})
+        p = svcgw("-c", path, env=e)
+        lines = p.stderr.splitlines()
+        tap.ok(p.returncode == 2 and len(lines) == 1
+               and lines[0].startswith(want) and not os.path.exists(rundir),
+               f"{name}: one line naming file, line and the credentials; "
+               "exit 2; nothing started",
+               f"exit {p.returncode}, want a line starting {want!r}",
+               *lines[:10], f"runtime dir exists: {os.path.exists(rundir)}")
+        p = svcgw("--check", "-c", path, env=e)
+        tap.ok(p.returncode == 0, f"{name}: --check validates the file alone",
+               f"exit {p.returncode}", p.stderr[-400:])
 
     missing = h.path("no-such.conf")
     p = svcgw("-c", missing)

@@ -98,6 +98,15 @@ STATS = {"rx": 1000, "tx": 990, "fwd": 980, "drop_no_service": 7,
          "drop_bad_csum": 3,
          "port": ["ext", "int"], "port_rx": [600, 400],
          "port_tx": [390, 600], "port_missed": [0, 0], "port_errors": [0, 1]}
+SYNC = {"source": "kubeconfig", "server": "https://127.0.0.1:6443",
+        "synced": 1, "first_sync_ms": 41, "last_error": "", "served": 9,
+        "resource": ["services", "endpointslices", "nodes"],
+        "state": ["watching", "watching", "backoff"],
+        "resource_version": ["812", "812", "790"], "objects": [10, 12, 3],
+        "failures": [0, 0, 2]}
+SKIPPED = {"service": [f"default/s{i:02d}" for i in range(40)],
+           "state": ["refused"] * 39 + ["parked"],
+           "reason": ["sessionAffinity ClientIP is not forwarded"] * 40}
 
 
 def flows(n):
@@ -145,6 +154,10 @@ class Gateway:
         if name == "/svcgw/neighbours" and len(nums) <= 1:
             return page({"port": [], "address": [], "mac": [], "state": [],
                          "age_s": []}, nums[0] if nums else 0)
+        if name == "/svcgw/sync" and not nums:
+            return SYNC
+        if name == "/svcgw/skipped" and len(nums) <= 1:
+            return page(SKIPPED, nums[0] if nums else 0)
         if name == "/eal/params":
             return ["svcgw", "--no-huge", "-m", "512"]
         if name == "/big":
@@ -161,7 +174,7 @@ def ctl(*args, env=None):
 
 
 def main():
-    tap = sgnet.Tap(25)
+    tap = sgnet.Tap(27)
     tmp = tempfile.mkdtemp(prefix="svcgwctl-test-")
     gw = Gateway()
     sock = os.path.join(tmp, "dpdk", "fakegw", "dpdk_telemetry.v2")
@@ -282,6 +295,19 @@ def run_cases(tap, tmp, gw, srv, sock):
            and lines[-2].split() == ["port", "address", "mac", "state",
                                      "age_s"],
            "neighbours: an empty table says so under its header", p.stdout)
+
+    p = ctl("-s", sock, "sync")
+    lines = [" ".join(ln.split()) for ln in p.stdout.splitlines()]
+    tap.ok(p.returncode == 0 and "synced: 1" in lines
+           and "server: https://127.0.0.1:6443" in lines
+           and "nodes backoff 790 3 2" in lines,
+           "sync: scalars as lines, one row per resource", p.stdout)
+
+    p = ctl("-s", sock, "--json", "skipped")
+    got = (json.loads(p.stdout or "null") or {}).get("/svcgw/skipped", {})
+    tap.ok(p.returncode == 0 and got.get("service") == SKIPPED["service"]
+           and got.get("state", [None])[-1] == "parked",
+           "skipped: every page of the skipped services", repr(p)[:400])
 
     env = {"RUNTIME_DIRECTORY": tmp}
     p = ctl("-p", "fakegw", "--json", "stats", env=env)

@@ -486,6 +486,13 @@ static const struct bad bad_rows[] = {
 	  "kubeconfig = \"k\"; context = \"\"; };\n",
 	  "4: kubernetes.context: \"\" is not a context name (1 to 253 characters, none of them "
 	  "control characters)" },
+	{ "k8s_service_account_kubeconfig", BASE "kubernetes = { source = \"kubeconfig\"; "
+	  "kubeconfig = \"k\";\n  service_account = \"/run/sa\"; };\n",
+	  "5: kubernetes.service_account: only with source \"in-cluster\"" },
+	{ "k8s_service_account_empty", BASE "kubernetes = { source = \"in-cluster\"; "
+	  "service_account = \"\"; };\n",
+	  "4: kubernetes.service_account: \"\" is not a path (1 to 4095 characters, none of "
+	  "them control characters)" },
 	{ "k8s_page_size", BASE "kubernetes = { source = \"in-cluster\"; page_size = 0; };\n",
 	  "4: kubernetes.page_size: 0 is out of range (1-100000)" },
 	{ "k8s_page_size_high", BASE "kubernetes = { source = \"in-cluster\"; "
@@ -655,6 +662,13 @@ test_kubernetes(void **state)
 	assert_int_equal(c->kubernetes.watch_timeout, 300);
 	assert_int_equal(c->kubernetes.request_timeout, 30);
 	assert_int_equal(c->kubernetes.line, 4);
+	assert_null(c->kubernetes.service_account);
+	sg_conf_free(c);
+
+	c = load_text("k8s_sa.conf", BASE "kubernetes = { source = \"in-cluster\"; "
+		      "service_account = \"/run/svcgw/sa\"; };\n");
+	assert_int_equal(c->kubernetes.source, SG_CONF_K8S_IN_CLUSTER);
+	assert_string_equal(c->kubernetes.service_account, "/run/svcgw/sa");
 	sg_conf_free(c);
 
 	c = load_text("k8s_file.conf", BASE WEB "kubernetes = {\n  source = \"kubeconfig\";\n"
@@ -1169,6 +1183,13 @@ test_reload_refused(void **state)
 	/* Left out: blamed on the file, as every left-out group. */
 	expect_reload(old, "r_k8s_gone.conf", RELOAD_BASE, -EPERM,
 		      " kubernetes.source: cannot change on reload (restart svcgw)");
+	sg_conf_free(old);
+
+	old = load_text("r_old_sa.conf", RELOAD_BASE "kubernetes = {\n  source = \"in-cluster\";\n"
+			"  service_account = \"/sa\";\n};\n");
+	expect_reload(old, "r_sa_moved.conf", RELOAD_BASE "kubernetes = {\n"
+		      "  source = \"in-cluster\";\n  service_account = \"/sa2\";\n};\n", -EPERM,
+		      "9: kubernetes.service_account: cannot change on reload (restart svcgw)");
 	sg_conf_free(old);
 }
 
