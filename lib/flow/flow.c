@@ -1,27 +1,30 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * The flow table: an rte_hash from keys to (flow index, direction), the
- * preallocated flow array and IPv6 address pool with their free lists, lazy
- * expiry, the incremental sweep and the new-flow token bucket. The TCP state
- * machine, timeouts and names are in flow_state.c.
+ * The flow table: the preallocated flow array and IPv6 address pool with
+ * their free lists, lookups through the index (flow_index.h) with each
+ * candidate confirmed against its flow entry, lazy expiry, the incremental
+ * sweep and the new-flow token bucket. The TCP state machine, timeouts and
+ * names are in flow_state.c.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <netinet/in.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
 #include <rte_common.h>
 #include <rte_errno.h>
-#include <rte_hash.h>
-#include <rte_hash_crc.h>
 #include <rte_malloc.h>
 #include <rte_memory.h>
+#include <rte_memzone.h>
 #include <rte_prefetch.h>
 
 #include "sg_common.h"
 #include "sg_log.h"
 #include "flow.h"
+#include "flow_index.h"
 #include "flow_private.h"
 
 SG_LOG_REGISTER(flow)
@@ -35,10 +38,11 @@ SG_LOG_REGISTER(flow)
 #define MILLI 1000u
 
 struct sg_flow_table {
-	/* Read by every lookup. */
-	struct rte_hash *hash;
+	/* Read by every lookup, with idx's first fields. */
 	struct sg_flow *flows;
 	uint32_t tmo[SG_FLOW_STATE_MAX];
+
+	struct flow_index idx;
 
 	/*
 	 * Entries are handed out from the free list, else from the never
@@ -62,52 +66,17 @@ struct sg_flow_table {
 	uint64_t fill_ms;	/* time to fill from empty */
 	uint64_t tb_last;
 
+	/* The table lives in this memzone, whose name makes the table's unique. */
+	const struct rte_memzone *mz;
+
 	struct sg_flow_stats stats __rte_cache_aligned;
 	char name[SG_FLOW_NAMESIZE];
 };
 
 /*
- * What the hash stores for a key: the flow's index and the direction the
- * key stands for, packed in the data pointer, so one hash serves both
- * directions and a hit needs no second lookup.
+ * Lookups take keys as they are, so a key a flow is created under must be
+ * one a lookup can match: family 4 or 6, and zeroes outside the tuple.
  */
-static inline void *
-ref_make(uint32_t idx, unsigned int dir)
-{
-	return (void *)(((uintptr_t)idx << 1) | dir);
-}
-
-static inline uint32_t
-ref_idx(const void *ref)
-{
-	return (uint32_t)((uintptr_t)ref >> 1);
-}
-
-static inline uint8_t
-ref_dir(const void *ref)
-{
-	return (uint8_t)((uintptr_t)ref & 1);
-}
-
-/*
- * Keys are 40 bytes, a length rte_hash has no vector compare for (it would
- * fall back to memcmp); five 64-bit words compare without a branch.
- */
-static int
-key_cmp(const void *a, const void *b, size_t len)
-{
-	uint64_t x[5], y[5];
-
-	RTE_SET_USED(len);
-	memcpy(x, a, sizeof(x));
-	memcpy(y, b, sizeof(y));
-	return ((x[0] ^ y[0]) | (x[1] ^ y[1]) | (x[2] ^ y[2]) |
-		(x[3] ^ y[3]) | (x[4] ^ y[4])) != 0;
-}
-
-_Static_assert(sizeof(struct sg_flow_key) == 5 * sizeof(uint64_t), "key_cmp reads 5 words");
-
-/* A key hashes and compares as bytes, so bytes outside the tuple must be zero. */
 static int
 key_valid(const struct sg_flow_key *k)
 {
@@ -126,8 +95,93 @@ key_valid(const struct sg_flow_key *k)
 static inline int
 flow_expired(const struct sg_flow_table *t, const struct sg_flow *f, uint64_t now)
 {
-	/* A clock behind last_seen is taken as no time passed. */
-	return now > f->last_seen && now - f->last_seen > t->tmo[f->state];
+	/*
+	 * A clock behind last_seen is taken as no time passed: the difference
+	 * is negative as a signed number (times are ms, far below 2^63).
+	 */
+	return (int64_t)(now - f->last_seen) > (int64_t)t->tmo[f->state];
+}
+
+/*
+ * Whether key k is f's key in direction dir: the index only knows
+ * signatures, so every candidate it gives is confirmed here, against the
+ * tuple the flow entry holds. An entry no longer in use (its flow removed
+ * earlier in the same burst) matches nothing.
+ */
+static inline int
+key_match(const struct sg_flow *f, unsigned int dir, const struct sg_flow_key *k)
+{
+	const unsigned int src = 2 * dir;	/* enum sg_flow_end of the direction's source */
+	uint32_t kp, fp;
+	uint16_t kfp, ffp;
+
+	/* Both ports as one word, family and protocol as another. */
+	memcpy(&kp, &k->sport, sizeof(kp));
+	memcpy(&fp, &f->port[src], sizeof(fp));
+	memcpy(&kfp, &k->family, sizeof(kfp));
+	memcpy(&ffp, &f->family, sizeof(ffp));
+	if (((kp ^ fp) | (uint32_t)(kfp ^ ffp)) != 0 || !(f->flags & F_USED))
+		return 0;
+	if (sg_likely(k->family == SG_FLOW_V4)) {
+		uint64_t fa;
+
+		/* The direction's source, then its destination. */
+		memcpy(&fa, (const uint8_t *)f->addr.v4 + 4 * src, sizeof(fa));
+		return fa == flow_key_addr4(k);
+	}
+	/* The two addresses of a direction follow each other, as in the key. */
+	return memcmp((const uint8_t *)f->addr.v6->a + 16 * src, k->src, 32) == 0;
+}
+
+_Static_assert(offsetof(struct sg_flow_key, dport) == offsetof(struct sg_flow_key, sport) + 2 &&
+	       offsetof(struct sg_flow_key, proto) == offsetof(struct sg_flow_key, family) + 1 &&
+	       offsetof(struct sg_flow, proto) == offsetof(struct sg_flow, family) + 1,
+	       "key_match() reads ports, and family with protocol, as words");
+
+/*
+ * The flow k belongs to, and its reference; NULL if none. *away says
+ * whether the key was found outside its primary bucket.
+ */
+static struct sg_flow *
+flow_find(const struct sg_flow_table *t, const struct sg_flow_key *k, uint32_t sig,
+	  uint32_t *ref, int *away)
+{
+	const struct flow_index *x = &t->idx;
+	uint32_t p = flow_index_primary(x, sig);
+	uint32_t b = p, meta = x->bkt[p].meta;
+
+	for (int pass = 0; pass < 2; pass++) {
+		const struct flow_bucket *bk = &x->bkt[b];
+		unsigned int m = flow_bucket_match(bk, sig);
+
+		while (m != 0) {
+			uint32_t r = bk->ref[__builtin_ctz(m)];
+			struct sg_flow *f = &t->flows[flow_ref_idx(r)];
+
+			if (key_match(f, flow_ref_dir(r), k)) {
+				*ref = r;
+				*away = pass;
+				return f;
+			}
+			m &= m - 1;
+		}
+		if ((meta & FLOW_META_SPILL) == 0)
+			break;
+		b = flow_index_other(x, p, sig);
+	}
+	if (meta & FLOW_META_STASH) {
+		for (uint32_t i = 0; i < x->stash_n; i++) {
+			uint32_t r = x->stash_ref[i];
+			struct sg_flow *f = &t->flows[flow_ref_idx(r)];
+
+			if (x->stash_sig[i] == sig && key_match(f, flow_ref_dir(r), k)) {
+				*ref = r;
+				*away = 1;
+				return f;
+			}
+		}
+	}
+	return NULL;
 }
 
 /* Key of f in direction dir; the caller checked that the flow has it. */
@@ -196,23 +250,24 @@ flow_free(struct sg_flow_table *t, uint32_t idx)
 	t->free_head = idx;
 }
 
-/* Remove a flow in use: both keys, then its entry. */
+/*
+ * Remove a flow in use: both keys, then its entry. rehome as for
+ * flow_index_del().
+ */
 static void
-flow_remove(struct sg_flow_table *t, uint32_t idx)
+flow_remove(struct sg_flow_table *t, uint32_t idx, int rehome)
 {
 	struct sg_flow *f = &t->flows[idx];
 	struct sg_flow_key k;
-	int32_t ret;
 
 	flow_key(f, SG_FLOW_DIR_FWD, &k);
-	ret = rte_hash_del_key(t->hash, &k);
-	RTE_ASSERT(ret >= 0);
+	flow_index_del(&t->idx, flow_key_sig(t->idx.seed, &k), flow_ref(idx, SG_FLOW_DIR_FWD),
+		       rehome);
 	if (f->flags & SG_FLOW_F_REVERSE) {
 		flow_key(f, SG_FLOW_DIR_REV, &k);
-		ret = rte_hash_del_key(t->hash, &k);
-		RTE_ASSERT(ret >= 0);
+		flow_index_del(&t->idx, flow_key_sig(t->idx.seed, &k),
+			       flow_ref(idx, SG_FLOW_DIR_REV), rehome);
 	}
-	RTE_SET_USED(ret);
 	flow_free(t, idx);
 	t->count--;
 }
@@ -261,8 +316,8 @@ rate_take(struct sg_flow_table *t, uint64_t now)
 struct sg_flow_table *
 sg_flow_table_create(const struct sg_flow_conf *conf)
 {
-	struct rte_hash_parameters hp;
-	char hname[RTE_HASH_NAMESIZE];
+	char zname[RTE_MEMZONE_NAMESIZE];
+	const struct rte_memzone *mz;
 	struct sg_flow_table *t;
 	uint64_t burst;
 	size_t nlen;
@@ -299,17 +354,21 @@ sg_flow_table_create(const struct sg_flow_conf *conf)
 		errno = EINVAL;
 		return NULL;
 	}
-	snprintf(hname, sizeof(hname), "flow_%s", conf->name);
-	if (rte_hash_find_existing(hname) != NULL) {
-		SG_LOG(flow, ERR, "%s: a table of that name exists", conf->name);
-		errno = EEXIST;
-		return NULL;
-	}
 
-	err = ENOMEM;
-	t = rte_zmalloc_socket("sg_flow_table", sizeof(*t), RTE_CACHE_LINE_SIZE, conf->socket_id);
-	if (t == NULL)
+	/* A named memzone holds the table: DPDK keeps the names unique for us. */
+	snprintf(zname, sizeof(zname), "sg_flow_%s", conf->name);
+	mz = rte_memzone_reserve_aligned(zname, sizeof(*t), conf->socket_id, 0,
+					 RTE_CACHE_LINE_SIZE);
+	if (mz == NULL) {
+		err = rte_errno == EEXIST ? EEXIST : ENOMEM;
+		if (err == EEXIST)
+			SG_LOG(flow, ERR, "%s: a table of that name exists", conf->name);
 		goto fail;
+	}
+	t = mz->addr;
+	memset(t, 0, sizeof(*t));
+	t->mz = mz;
+	err = ENOMEM;
 	t->flows = rte_zmalloc_socket("sg_flow", (size_t)conf->max_flows * sizeof(*t->flows),
 				      RTE_CACHE_LINE_SIZE, conf->socket_id);
 	if (t->flows == NULL)
@@ -320,30 +379,11 @@ sg_flow_table_create(const struct sg_flow_conf *conf)
 				      RTE_CACHE_LINE_SIZE, conf->socket_id);
 	if (t->addr6 == NULL)
 		goto free_flows;
-
-	memset(&hp, 0, sizeof(hp));
-	hp.name = hname;
-	/* Two keys a flow at most; rte_hash wants at least one bucket's worth. */
-	hp.entries = RTE_MAX(2 * conf->max_flows, 16u);
-	hp.key_len = sizeof(struct sg_flow_key);
-	hp.hash_func = rte_hash_crc;
-	hp.hash_func_init_val = conf->hash_seed;
-	hp.socket_id = conf->socket_id;
-	/*
-	 * Without extendable buckets a cuckoo table can refuse a key well
-	 * before `entries` when buckets collide; with them, capacity is
-	 * exactly the free list's and a full table means max_flows flows.
-	 * No concurrency flag: one lcore owns the table.
-	 */
-	hp.extra_flag = RTE_HASH_EXTRA_FLAGS_EXT_TABLE;
-	rte_errno = 0;
-	t->hash = rte_hash_create(&hp);
-	if (t->hash == NULL) {
-		if (rte_errno == EEXIST)
-			err = EEXIST;
+	/* Two keys a flow at most, so a full table never runs out of slots. */
+	err = -flow_index_init(&t->idx, 2 * (uint64_t)conf->max_flows, conf->hash_seed,
+			       conf->socket_id);
+	if (err != 0)
 		goto free_addr6;
-	}
-	rte_hash_set_cmp_func(t->hash, key_cmp);
 
 	for (s = 0; s < SG_FLOW_STATE_MAX; s++)
 		t->tmo[s] = conf->timeout_ms[s] != 0 ? conf->timeout_ms[s] :
@@ -358,8 +398,8 @@ sg_flow_table_create(const struct sg_flow_conf *conf)
 		t->tokens = t->cap;
 	}
 	memcpy(t->name, conf->name, nlen + 1);
-	SG_LOG(flow, DEBUG, "%s: %u flows (%u IPv6) on socket %d", t->name, t->max_flows,
-	       t->max_flows6, conf->socket_id);
+	SG_LOG(flow, DEBUG, "%s: %u flows (%u IPv6), %u index buckets, on socket %d", t->name,
+	       t->max_flows, t->max_flows6, t->idx.mask + 1, conf->socket_id);
 	return t;
 
 free_addr6:
@@ -367,10 +407,11 @@ free_addr6:
 free_flows:
 	rte_free(t->flows);
 free_table:
-	rte_free(t);
+	rte_memzone_free(mz);
 fail:
-	SG_LOG(flow, ERR, "%s: cannot allocate %u flows on socket %d: %s", conf->name,
-	       conf->max_flows, conf->socket_id, strerror(err));
+	if (err != EEXIST)
+		SG_LOG(flow, ERR, "%s: cannot allocate %u flows on socket %d: %s", conf->name,
+		       conf->max_flows, conf->socket_id, strerror(err));
 	errno = err;
 	return NULL;
 }
@@ -380,10 +421,117 @@ sg_flow_table_free(struct sg_flow_table *t)
 {
 	if (t == NULL)
 		return;
-	rte_hash_free(t->hash);
+	flow_index_fini(&t->idx);
 	rte_free(t->addr6);
 	rte_free(t->flows);
-	rte_free(t);
+	rte_memzone_free(t->mz);
+}
+
+/*
+ * The flow of key k found by flow_find(), if live at now: an expired one
+ * is removed, a live one found away from its primary bucket settled.
+ */
+static struct sg_flow *
+flow_live(struct sg_flow_table *t, struct sg_flow *f, uint32_t sig, uint32_t r, int away,
+	  uint64_t now)
+{
+	if (flow_expired(t, f, now)) {
+		flow_remove(t, flow_ref_idx(r), 1);
+		t->stats.expired_lazy++;
+		return NULL;
+	}
+	if (away)
+		flow_index_settle(&t->idx, sig, r);
+	return f;
+}
+
+/*
+ * One burst of at most SG_MAX_BURST keys, in three passes so that memory
+ * is waited for once per burst rather than once per key: hash every key
+ * and prefetch its primary bucket; compare signatures and prefetch the
+ * first candidate's flow entry (or the other bucket, for a miss whose
+ * bucket has keys elsewhere); confirm and check expiry.
+ */
+static unsigned int
+lookup_burst(struct sg_flow_table *t, const struct sg_flow_key *const keys[], unsigned int n,
+	     uint64_t now, struct sg_flow *flows[], uint8_t dirs[])
+{
+	const struct flow_index *x = &t->idx;
+	struct sg_flow *const fl = t->flows;
+	const struct flow_bucket *bk[SG_MAX_BURST];
+	uint32_t sig[SG_MAX_BURST];
+	uint32_t ref[SG_MAX_BURST];	/* the first candidate's */
+	uint8_t cand[SG_MAX_BURST];	/* the other candidates' slots */
+	uint32_t away_sig[SG_MAX_BURST], away_ref[SG_MAX_BURST];
+	unsigned int i, n_away = 0, hits = 0;
+
+	for (i = 0; i < n; i++) {
+		sig[i] = flow_key_sig(x->seed, keys[i]);
+		bk[i] = &x->bkt[flow_index_primary(x, sig[i])];
+		rte_prefetch0(bk[i]);
+	}
+	for (i = 0; i < n; i++) {
+		unsigned int m = flow_bucket_match(bk[i], sig[i]);
+
+		if (sg_likely(m != 0)) {
+			ref[i] = bk[i]->ref[__builtin_ctz(m)];
+			rte_prefetch0(&fl[flow_ref_idx(ref[i])]);
+		} else if (bk[i]->meta & FLOW_META_SPILL) {
+			rte_prefetch0(&x->bkt[flow_index_other(x, flow_index_primary(x, sig[i]),
+							       sig[i])]);
+		}
+		cand[i] = (uint8_t)m;
+	}
+	for (i = 0; i < n; i++) {
+		const struct sg_flow_key *k = keys[i];
+		unsigned int m = cand[i];
+		struct sg_flow *f = NULL;
+		uint32_t r = 0;
+
+		if (sg_likely(m != 0)) {
+			r = ref[i];
+			f = &fl[flow_ref_idx(r)];
+			if (sg_unlikely(!key_match(f, flow_ref_dir(r), k))) {
+				/* Another key under the same signature: the other candidates. */
+				f = NULL;
+				while ((m &= m - 1) != 0) {
+					r = bk[i]->ref[__builtin_ctz(m)];
+					if (key_match(&fl[flow_ref_idx(r)], flow_ref_dir(r), k)) {
+						f = &fl[flow_ref_idx(r)];
+						break;
+					}
+				}
+			}
+		}
+		/* Not in its primary bucket: elsewhere only if the bucket says so. */
+		if (f == NULL && sg_unlikely(bk[i]->meta != 0)) {
+			uint32_t r2;
+			int away = 0;
+
+			f = flow_find(t, k, sig[i], &r2, &away);
+			r = r2;
+			if (away) {
+				away_sig[n_away] = sig[i];
+				away_ref[n_away++] = r2;
+			}
+		}
+		/*
+		 * Later keys of the burst were searched for already, so the
+		 * stash must not move into slots this frees.
+		 */
+		if (f != NULL && sg_unlikely(flow_expired(t, f, now))) {
+			flow_remove(t, flow_ref_idx(r), 0);
+			t->stats.expired_lazy++;
+			f = NULL;
+		}
+		flows[i] = f;
+		dirs[i] = f != NULL ? flow_ref_dir(r) : 0;
+		hits += f != NULL;
+	}
+	/* Only now: the burst's later keys were searched for where they were. */
+	for (i = 0; i < n_away; i++)
+		flow_index_settle(&t->idx, away_sig[i], away_ref[i]);
+	return hits;
 }
 
 unsigned int
@@ -393,42 +541,9 @@ sg_flow_lookup_bulk(struct sg_flow_table *t, const struct sg_flow_key *const key
 	unsigned int base, hits = 0;
 
 	RTE_ASSERT(t != NULL && (n == 0 || (keys != NULL && flows != NULL && dirs != NULL)));
-	for (base = 0; base < n; base += SG_MAX_BURST) {
-		unsigned int i, m = RTE_MIN(n - base, (unsigned int)SG_MAX_BURST);
-		const void *kp[SG_MAX_BURST];
-		void *data[SG_MAX_BURST];
-		uint64_t mask = 0;
-
-		for (i = 0; i < m; i++)
-			kp[i] = keys[base + i];
-		if (rte_hash_lookup_bulk_data(t->hash, kp, m, &mask, data) < 0)
-			mask = 0;
-		/* Start every hit's line before the first expiry check needs one. */
-		for (i = 0; i < m; i++)
-			if (mask & (UINT64_C(1) << i))
-				rte_prefetch0(&t->flows[ref_idx(data[i])]);
-		for (i = 0; i < m; i++) {
-			struct sg_flow *f = NULL;
-
-			if (mask & (UINT64_C(1) << i)) {
-				f = &t->flows[ref_idx(data[i])];
-				/*
-				 * Both keys of one flow may be in a burst: if an
-				 * earlier one found it expired, it is gone.
-				 */
-				if (!(f->flags & F_USED)) {
-					f = NULL;
-				} else if (flow_expired(t, f, now)) {
-					flow_remove(t, ref_idx(data[i]));
-					t->stats.expired_lazy++;
-					f = NULL;
-				}
-			}
-			flows[base + i] = f;
-			dirs[base + i] = f != NULL ? ref_dir(data[i]) : 0;
-			hits += f != NULL;
-		}
-	}
+	for (base = 0; base < n; base += SG_MAX_BURST)
+		hits += lookup_burst(t, keys + base, RTE_MIN(n - base, (unsigned int)SG_MAX_BURST),
+				     now, flows + base, dirs + base);
 	t->stats.lookups += n;
 	t->stats.hits += hits;
 	return hits;
@@ -438,39 +553,32 @@ struct sg_flow *
 sg_flow_lookup(struct sg_flow_table *t, const struct sg_flow_key *key, uint64_t now,
 	       uint8_t *dir)
 {
+	uint32_t r, sig;
 	struct sg_flow *f;
-	void *data;
+	int away;
 
 	RTE_ASSERT(t != NULL && key != NULL);
 	t->stats.lookups++;
-	if (rte_hash_lookup_data(t->hash, key, &data) < 0)
+	sig = flow_key_sig(t->idx.seed, key);
+	f = flow_find(t, key, sig, &r, &away);
+	if (f == NULL || (f = flow_live(t, f, sig, r, away, now)) == NULL)
 		return NULL;
-	f = &t->flows[ref_idx(data)];
-	if (flow_expired(t, f, now)) {
-		flow_remove(t, ref_idx(data));
-		t->stats.expired_lazy++;
-		return NULL;
-	}
 	t->stats.hits++;
 	if (dir != NULL)
-		*dir = ref_dir(data);
+		*dir = flow_ref_dir(r);
 	return f;
 }
 
 /* Whether key belongs to a live flow; an expired one is removed on the way. */
 static int
-key_in_use(struct sg_flow_table *t, const struct sg_flow_key *key, hash_sig_t sig,
-	   uint64_t now)
+key_in_use(struct sg_flow_table *t, const struct sg_flow_key *key, uint32_t sig, uint64_t now)
 {
-	void *data;
+	struct sg_flow *f;
+	uint32_t r;
+	int away;
 
-	if (rte_hash_lookup_with_hash_data(t->hash, key, sig, &data) < 0)
-		return 0;
-	if (!flow_expired(t, &t->flows[ref_idx(data)], now))
-		return 1;
-	flow_remove(t, ref_idx(data));
-	t->stats.expired_lazy++;
-	return 0;
+	f = flow_find(t, key, sig, &r, &away);
+	return f != NULL && flow_live(t, f, sig, r, away, now) != NULL;
 }
 
 int
@@ -478,7 +586,7 @@ sg_flow_insert(struct sg_flow_table *t, const struct sg_flow_key *fwd,
 	       const struct sg_flow_key *rev, uint32_t service_id, uint32_t backend,
 	       uint8_t mode, uint64_t now, struct sg_flow **flow)
 {
-	hash_sig_t sig_fwd, sig_rev = 0;
+	uint32_t sig_fwd, sig_rev = 0;
 	struct sg_flow *f;
 	uint32_t idx;
 	int v6;
@@ -486,18 +594,15 @@ sg_flow_insert(struct sg_flow_table *t, const struct sg_flow_key *fwd,
 	if (t == NULL || fwd == NULL || flow == NULL || !key_valid(fwd))
 		return -EINVAL;
 	if (rev != NULL && (!key_valid(rev) || rev->family != fwd->family ||
-			    rev->proto != fwd->proto || key_cmp(fwd, rev, sizeof(*fwd)) == 0))
+			    rev->proto != fwd->proto || memcmp(fwd, rev, sizeof(*fwd)) == 0))
 		return -EINVAL;
 
-	/*
-	 * rte_hash_add_key_data() would silently move a key in use to the
-	 * new flow, so a key in use must be caught here.
-	 */
-	sig_fwd = rte_hash_hash(t->hash, fwd);
+	/* The index would take a key twice: one in use must be caught here. */
+	sig_fwd = flow_key_sig(t->idx.seed, fwd);
 	if (key_in_use(t, fwd, sig_fwd, now))
 		goto exists;
 	if (rev != NULL) {
-		sig_rev = rte_hash_hash(t->hash, rev);
+		sig_rev = flow_key_sig(t->idx.seed, rev);
 		if (key_in_use(t, rev, sig_rev, now))
 			goto exists;
 	}
@@ -552,14 +657,14 @@ sg_flow_insert(struct sg_flow_table *t, const struct sg_flow_key *fwd,
 	}
 
 	/*
-	 * Cannot fail while the free list bounds the keys to `entries`
-	 * (extendable buckets); handled anyway, as a full table.
+	 * The index has room for two keys of every flow, at most half full;
+	 * it fails only if keys that collide in the hash fill both buckets
+	 * of a key, every path the search tries and the stash. That key's
+	 * flow is refused as if the table were full.
 	 */
-	if (rte_hash_add_key_with_hash_data(t->hash, fwd, sig_fwd,
-					    ref_make(idx, SG_FLOW_DIR_FWD)) < 0)
+	if (flow_index_add(&t->idx, sig_fwd, flow_ref(idx, SG_FLOW_DIR_FWD)) != 0)
 		goto free_flow;
-	if (rev != NULL && rte_hash_add_key_with_hash_data(t->hash, rev, sig_rev,
-							   ref_make(idx, SG_FLOW_DIR_REV)) < 0)
+	if (rev != NULL && flow_index_add(&t->idx, sig_rev, flow_ref(idx, SG_FLOW_DIR_REV)) != 0)
 		goto del_fwd;
 
 	t->count++;
@@ -568,7 +673,7 @@ sg_flow_insert(struct sg_flow_table *t, const struct sg_flow_key *fwd,
 	return 0;
 
 del_fwd:
-	rte_hash_del_key_with_hash(t->hash, fwd, sig_fwd);
+	flow_index_del(&t->idx, sig_fwd, flow_ref(idx, SG_FLOW_DIR_FWD), 1);
 free_flow:
 	flow_free(t, idx);
 	t->stats.table_full++;
@@ -580,7 +685,7 @@ exists:
 
 /* Index of f in t, or NO_ENTRY if f is not one of t's entries. */
 static uint32_t
-flow_index(const struct sg_flow_table *t, const struct sg_flow *f)
+entry_index(const struct sg_flow_table *t, const struct sg_flow *f)
 {
 	uintptr_t base = (uintptr_t)t->flows, p = (uintptr_t)f;
 
@@ -596,10 +701,10 @@ sg_flow_delete(struct sg_flow_table *t, struct sg_flow *f)
 
 	if (t == NULL || f == NULL)
 		return -EINVAL;
-	idx = flow_index(t, f);
+	idx = entry_index(t, f);
 	if (idx == NO_ENTRY || !(f->flags & F_USED))
 		return -EINVAL;
-	flow_remove(t, idx);
+	flow_remove(t, idx, 1);
 	t->stats.deleted++;
 	return 0;
 }
@@ -622,7 +727,7 @@ sg_flow_sweep(struct sg_flow_table *t, uint64_t now, unsigned int budget)
 			pos = 0;
 		f = &t->flows[pos];
 		if ((f->flags & F_USED) && flow_expired(t, f, now)) {
-			flow_remove(t, pos);
+			flow_remove(t, pos, 1);
 			removed++;
 		}
 		pos++;
@@ -677,4 +782,178 @@ sg_flow_get_key(const struct sg_flow *f, unsigned int dir, struct sg_flow_key *k
 		return -EINVAL;
 	flow_key(f, dir, key);
 	return 0;
+}
+
+/* --- for tests and benchmarks (flow_private.h) --------------------------- */
+
+void
+flow_table_index_info(const struct sg_flow_table *t, struct flow_index_info *info)
+{
+	const struct flow_index *x = &t->idx;
+
+	info->buckets = x->mask + 1;
+	info->bytes = (uint64_t)info->buckets * sizeof(struct flow_bucket);
+	info->keys = x->keys;
+	info->spilled = x->spilled;
+	info->moves = x->moves;
+	info->stashed = x->stashed;
+	info->settled = x->settled;
+	info->stash_n = x->stash_n;
+}
+
+void
+flow_table_place(const struct sg_flow_table *t, const struct sg_flow_key *k,
+		 struct flow_key_place *pl)
+{
+	const struct flow_index *x = &t->idx;
+	uint32_t r;
+	int away;
+
+	pl->sig = flow_key_sig(x->seed, k);
+	pl->primary = flow_index_primary(x, pl->sig);
+	pl->other = flow_index_other(x, pl->primary, pl->sig);
+	pl->at = FLOW_AT_NONE;
+	if (flow_find(t, k, pl->sig, &r, &away) == NULL)
+		return;
+	for (unsigned int s = 0; s < FLOW_SLOTS; s++) {
+		if (x->bkt[pl->primary].sig[s] == pl->sig && x->bkt[pl->primary].ref[s] == r)
+			pl->at = FLOW_AT_PRIMARY;
+		if (x->bkt[pl->other].sig[s] == pl->sig && x->bkt[pl->other].ref[s] == r)
+			pl->at = FLOW_AT_OTHER;
+	}
+	for (uint32_t i = 0; i < x->stash_n; i++)
+		if (x->stash_sig[i] == pl->sig && x->stash_ref[i] == r)
+			pl->at = FLOW_AT_STASH;
+}
+
+/* Check one (sig, ref) of the index, found in bucket b (UINT32_MAX: the stash). */
+static int
+check_slot(const struct sg_flow_table *t, uint32_t b, uint32_t sig, uint32_t ref,
+	   char *why, size_t len)
+{
+	const struct flow_index *x = &t->idx;
+	uint32_t p = flow_index_primary(x, sig), idx = flow_ref_idx(ref);
+	unsigned int dir = flow_ref_dir(ref);
+	const struct sg_flow *f;
+	struct sg_flow_key k;
+
+	if (!(sig & FLOW_SIG_VALID) || idx >= t->hw) {
+		snprintf(why, len, "bucket %u: signature %#x, flow %u", b, sig, idx);
+		return -1;
+	}
+	f = &t->flows[idx];
+	if (!(f->flags & F_USED) || (dir == SG_FLOW_DIR_REV && !(f->flags & SG_FLOW_F_REVERSE))) {
+		snprintf(why, len, "bucket %u: flow %u dir %u is not in use", b, idx, dir);
+		return -1;
+	}
+	flow_key(f, dir, &k);
+	if (flow_key_sig(x->seed, &k) != sig) {
+		snprintf(why, len, "bucket %u: flow %u dir %u under another signature", b, idx,
+			 dir);
+		return -1;
+	}
+	if (b == UINT32_MAX ? !(x->bkt[p].meta & FLOW_META_STASH) :
+			      b != p && b != flow_index_other(x, p, sig)) {
+		snprintf(why, len, "bucket %u: flow %u dir %u out of place", b, idx, dir);
+		return -1;
+	}
+	return 0;
+}
+
+/* Whether (sig, ref) is in one of sig's buckets or the stash. */
+static int
+ref_present(const struct flow_index *x, uint32_t sig, uint32_t ref)
+{
+	uint32_t p = flow_index_primary(x, sig);
+	uint32_t b[2] = { p, flow_index_other(x, p, sig) };
+
+	for (unsigned int j = 0; j < 2; j++)
+		for (unsigned int s = 0; s < FLOW_SLOTS; s++)
+			if (x->bkt[b[j]].sig[s] == sig && x->bkt[b[j]].ref[s] == ref)
+				return 1;
+	for (uint32_t i = 0; i < x->stash_n; i++)
+		if (x->stash_sig[i] == sig && x->stash_ref[i] == ref)
+			return 1;
+	return 0;
+}
+
+int
+flow_table_check(const struct sg_flow_table *t, char *why, size_t len)
+{
+	const struct flow_index *x = &t->idx;
+	uint64_t keys = 0, spilled = 0, want_keys = 0;
+	uint32_t nb = x->mask + 1;
+	uint32_t *spill;
+	int rc = -1;
+
+	spill = rte_zmalloc(NULL, (size_t)nb * sizeof(*spill), 0);
+	if (spill == NULL) {
+		snprintf(why, len, "no memory to check");
+		return -1;
+	}
+	for (uint32_t b = 0; b < nb; b++) {
+		const struct flow_bucket *bk = &x->bkt[b];
+
+		if (bk->sig[FLOW_SLOTS] != 0) {
+			snprintf(why, len, "bucket %u: the eighth signature is set", b);
+			goto out;
+		}
+		for (unsigned int s = 0; s < FLOW_SLOTS; s++) {
+			if (bk->sig[s] == 0)
+				continue;
+			if (check_slot(t, b, bk->sig[s], bk->ref[s], why, len) != 0)
+				goto out;
+			keys++;
+			if (flow_index_primary(x, bk->sig[s]) != b) {
+				spill[flow_index_primary(x, bk->sig[s])]++;
+				spilled++;
+			}
+		}
+	}
+	for (uint32_t i = 0; i < x->stash_n; i++) {
+		if (check_slot(t, UINT32_MAX, x->stash_sig[i], x->stash_ref[i], why, len) != 0)
+			goto out;
+		keys++;
+	}
+	for (uint32_t b = 0; b < nb; b++) {
+		int stashed = 0;
+
+		for (uint32_t i = 0; i < x->stash_n && !stashed; i++)
+			stashed = flow_index_primary(x, x->stash_sig[i]) == b;
+		if ((x->bkt[b].meta & FLOW_META_SPILL) != spill[b] ||
+		    !(x->bkt[b].meta & FLOW_META_STASH) != !stashed) {
+			snprintf(why, len, "bucket %u: meta %#x, %u elsewhere, stash %d", b,
+				 x->bkt[b].meta, spill[b], stashed);
+			goto out;
+		}
+	}
+	/* Every key of every flow is there; with the counts equal, exactly once. */
+	for (uint32_t i = 0; i < t->hw; i++) {
+		const struct sg_flow *f = &t->flows[i];
+
+		if (!(f->flags & F_USED))
+			continue;
+		for (unsigned int dir = 0; dir <= SG_FLOW_DIR_REV; dir++) {
+			struct sg_flow_key k;
+
+			if (dir == SG_FLOW_DIR_REV && !(f->flags & SG_FLOW_F_REVERSE))
+				break;
+			flow_key(f, dir, &k);
+			if (!ref_present(x, flow_key_sig(x->seed, &k), flow_ref(i, dir))) {
+				snprintf(why, len, "flow %u dir %u: key missing", i, dir);
+				goto out;
+			}
+			want_keys++;
+		}
+	}
+	if (keys != x->keys || keys != want_keys || spilled != x->spilled) {
+		snprintf(why, len, "%" PRIu64 " keys (%" PRIu64 " counted, %" PRIu64
+			 " for the flows), %" PRIu64 " elsewhere (%" PRIu64 " counted)",
+			 keys, x->keys, want_keys, spilled, x->spilled);
+		goto out;
+	}
+	rc = 0;
+out:
+	rte_free(spill);
+	return rc;
 }

@@ -27,10 +27,16 @@
  * lookups (not its deletes, nor a sweep or a call with a later `now`).
  *
  * Capacity is fixed at creation: flows live in a preallocated array and the
- * keys in an rte_hash sized for two keys a flow, so the fast path allocates
- * nothing. A full table, or a new-flow rate above the configured limit,
- * makes sg_flow_insert() fail with its own error and counter; the caller
- * then forwards statelessly (Maglev alone).
+ * keys in an index of cache-line buckets with room for two keys a flow at
+ * most half full, so the fast path allocates nothing. The index stores no
+ * keys, only signatures and references to flows: a lookup reads one bucket
+ * line and the flow entry, which holds the tuples it is compared with.
+ * A full table, or a new-flow rate above the configured limit, makes
+ * sg_flow_insert() fail with its own error and counter; the caller then
+ * forwards statelessly (Maglev alone). The hash is CRC32c, which anyone can
+ * make collide: tuples crafted to share a signature fill their two buckets
+ * and a small overflow stash, after which their flows (and in practice only
+ * theirs) are refused as from a full table, while lookups stay bounded.
  *
  * Parsing packets, choosing backends and rewriting headers live elsewhere
  * (lib/pkt, lib/maglev, lib/svc).
@@ -48,7 +54,7 @@
 
 /* Longest table name, with its terminating NUL. */
 #define SG_FLOW_NAMESIZE 16
-/* Largest capacity: two rte_hash keys a flow must stay below its limit. */
+/* Largest capacity: 16 GB of flows, and an index of as much again. */
 #define SG_FLOW_MAX_FLOWS (1u << 28)
 
 /* Address families of a key, as in lib/maglev. */
@@ -56,9 +62,10 @@
 #define SG_FLOW_V6 6
 
 /*
- * A 5-tuple as found in a packet. Hashed and compared as 40 raw bytes, so
- * every byte that is not part of the tuple must be zero: build keys with
- * sg_flow_key_init(), never field by field on uninitialised memory.
+ * A 5-tuple as found in a packet. Hashed as the raw words of its family's
+ * tuple, padding included, so every byte that is not part of the tuple must
+ * be zero: build keys with sg_flow_key_init(), never field by field on
+ * uninitialised memory.
  */
 struct sg_flow_key {
 	uint8_t src[16];	/* network order; IPv4 in the first 4 bytes */
@@ -210,7 +217,8 @@ struct sg_flow_table *sg_flow_table_create(const struct sg_flow_conf *conf);
 void sg_flow_table_free(struct sg_flow_table *t);
 
 /*
- * Look up n keys (any n; the hash is asked in bursts of SG_MAX_BURST).
+ * Look up n keys (any n; taken in bursts of SG_MAX_BURST, which wait for
+ * memory once a burst: all buckets are prefetched, then all flow entries).
  * For each key i, flows[i] is its flow and dirs[i] the direction it matched
  * (enum sg_flow_dir), or flows[i] is NULL on a miss. A flow found expired is
  * removed and reported as a miss, so the caller creates a new one. Nothing
@@ -240,7 +248,8 @@ struct sg_flow *sg_flow_lookup(struct sg_flow_table *t, const struct sg_flow_key
  *  -ENOSPC  the table, or its IPv6 share, is full (expired flows hold
  *           their entries until a lookup, insert or sweep meets them, so
  *           the sweep budget should cover the table well within the
- *           shortest timeout);
+ *           shortest timeout), or keys crafted to collide left no room
+ *           for one of the new flow's keys (see the top of this file);
  *  -EAGAIN  above the new-flow rate; try again later.
  * The last three are counted.
  */

@@ -1,11 +1,15 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Micro-benchmark of lib/flow on one lcore: bulk lookups in bursts of 32
- * (all hits, at 1k and 1M flows, and all misses), inserts, deletes and the
- * sweep's cost per entry. Prints rates and TSC cycles per operation; asserts
- * nothing about time. --quick runs small sizes for a second or two, as the
- * test suite's smoke run.
+ * (all hits, at 1k, 64k and 1M flows; all misses; half and half), single
+ * lookups, inserts, deletes and the sweep's cost per entry; then the index
+ * at its worst load (a full table of NAT flows with random tuples) and under
+ * churn there. Prints rates, TSC cycles per operation and what the index
+ * looks like (buckets, memory, keys out of their primary bucket, stash);
+ * asserts nothing about time. --quick runs small sizes for a second or two,
+ * as the test suite's smoke run.
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <stdint.h>
@@ -19,19 +23,26 @@
 #include <rte_eal.h>
 #include <rte_memory.h>
 
+#include <rte_prefetch.h>
+
 #include "sg_common.h"
 #include "flow.h"
+#include "flow_private.h"
 #include "sg_test_eal.h"
 
 struct bench_cfg {
 	uint32_t flows[3];	/* table sizes; every figure for the last */
 	unsigned int n_sizes;
 	uint32_t lookups;	/* per lookup figure, a multiple of 32 */
+	uint32_t worst_log2;	/* the worst-load table: 7 x 2^worst_log2 / 4 flows */
+	uint32_t churn;		/* delete and insert pairs there */
 };
 
 /* 1k flows stay in L1/L2, 64k in L3 (about 12 MB), 1M in DRAM. */
-static const struct bench_cfg full_cfg = { { 1000, 65536, 1000000 }, 3, 16u << 20 };
-static const struct bench_cfg quick_cfg = { { 1000, 65536 }, 2, 1u << 18 };
+static const struct bench_cfg full_cfg = {
+	{ 1000, 65536, 1000000 }, 3, 8u << 20, 19, 1u << 20
+};
+static const struct bench_cfg quick_cfg = { { 1000, 65536 }, 2, 1u << 18, 12, 1u << 14 };
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 
@@ -94,10 +105,24 @@ new_table(uint32_t max_flows)
 	return t;
 }
 
-/* Look up `count` keys, in bursts of 32, drawn from idx[] over keys[]. */
+/* In idx[]: the key is miss[] rather than keys[]. */
+#define FROM_MISS 0x80000000u
+
+static inline const struct sg_flow_key *
+key_at(const struct sg_flow_key *keys, const struct sg_flow_key *miss, uint32_t i)
+{
+	return i & FROM_MISS ? &miss[i & ~FROM_MISS] : &keys[i];
+}
+
+/*
+ * Look up `count` keys, in bursts of 32, drawn from idx[] over keys[] and
+ * miss[]. A worker builds its keys from headers it has just read, so the
+ * keys of the next burst are prefetched: at 1M flows the key arrays are
+ * 80 MB each, and fetching them would otherwise be much of what is measured.
+ */
 static uint64_t
-run_lookups(struct sg_flow_table *t, const struct sg_flow_key *keys, const uint32_t *idx,
-	    uint32_t count, uint64_t *hits)
+run_lookups(struct sg_flow_table *t, const struct sg_flow_key *keys,
+	    const struct sg_flow_key *miss, const uint32_t *idx, uint32_t count, uint64_t *hits)
 {
 	const struct sg_flow_key *kp[SG_MAX_BURST];
 	struct sg_flow *fl[SG_MAX_BURST];
@@ -106,12 +131,46 @@ run_lookups(struct sg_flow_table *t, const struct sg_flow_key *keys, const uint3
 
 	start = rte_rdtsc();
 	for (uint32_t b = 0; b < count; b += SG_MAX_BURST) {
-		for (unsigned int k = 0; k < SG_MAX_BURST; k++)
-			kp[k] = &keys[idx[b + k]];
+		for (unsigned int k = 0; k < SG_MAX_BURST; k++) {
+			kp[k] = key_at(keys, miss, idx[b + k]);
+			if (b + SG_MAX_BURST < count)
+				rte_prefetch0(key_at(keys, miss, idx[b + SG_MAX_BURST + k]));
+		}
 		h += sg_flow_lookup_bulk(t, kp, SG_MAX_BURST, 1, fl, dirs);
 	}
 	*hits = h;
 	return rte_rdtsc() - start;
+}
+
+/* The same, one key at a time with sg_flow_lookup(). */
+static uint64_t
+run_single(struct sg_flow_table *t, const struct sg_flow_key *keys,
+	   const struct sg_flow_key *miss, const uint32_t *idx, uint32_t count, uint64_t *hits)
+{
+	uint64_t start, h = 0;
+
+	start = rte_rdtsc();
+	for (uint32_t i = 0; i < count; i++) {
+		if (i + SG_MAX_BURST < count)
+			rte_prefetch0(key_at(keys, miss, idx[i + SG_MAX_BURST]));
+		h += sg_flow_lookup(t, key_at(keys, miss, idx[i]), 1, NULL) != NULL;
+	}
+	*hits = h;
+	return rte_rdtsc() - start;
+}
+
+static void
+report_index(uint32_t flows, const struct sg_flow_table *t)
+{
+	struct flow_index_info in;
+
+	flow_table_index_info(t, &in);
+	printf("%9" PRIu32 "  index: %u buckets, %.1f MB, %.1f%% of slots used, %.3f%% of keys"
+	       " out of their\n%9s  primary bucket, %u in the stash; so far %" PRIu64 " moved, %"
+	       PRIu64 " stashed, %" PRIu64 " settled\n", flows, in.buckets,
+	       (double)in.bytes / (1 << 20), 100.0 * (double)in.keys / ((double)in.buckets * 7),
+	       in.keys ? 100.0 * (double)(in.spilled + in.stash_n) / (double)in.keys : 0.0, "",
+	       in.stash_n, in.moves, in.stashed, in.settled);
 }
 
 static void
@@ -139,14 +198,16 @@ bench_size(uint32_t flows, const struct bench_cfg *cfg, int full_ops)
 			exit(1);
 		}
 	cyc = rte_rdtsc() - cyc;
-	if (full_ops)
+	if (full_ops) {
 		report(flows, "insert (forward + reverse key)", flows, cyc);
+		report_index(flows, t);
+	}
 
 	/* Hit-heavy: every key a live flow's, forward or reverse, at random. */
 	for (uint32_t i = 0; i < cfg->lookups; i++)
 		idx[i] = (uint32_t)(rng() % (2 * (uint64_t)flows));
-	run_lookups(t, keys, idx, cfg->lookups / 8, &hits);	/* warm up */
-	cyc = run_lookups(t, keys, idx, cfg->lookups, &hits);
+	run_lookups(t, keys, miss, idx, cfg->lookups / 8, &hits);	/* warm up */
+	cyc = run_lookups(t, keys, miss, idx, cfg->lookups, &hits);
 	if (hits != cfg->lookups) {
 		fprintf(stderr, "bench_flow: %" PRIu64 " hits of %" PRIu32 "\n", hits, cfg->lookups);
 		exit(1);
@@ -154,9 +215,20 @@ bench_size(uint32_t flows, const struct bench_cfg *cfg, int full_ops)
 	report(flows, "lookup, all hits (bulk of 32)", cfg->lookups, cyc);
 
 	if (full_ops) {
+		cyc = run_single(t, keys, miss, idx, cfg->lookups, &hits);
+		report(flows, "lookup, all hits, one by one", cfg->lookups, cyc);
+
 		/* A flood of new tuples: every key a miss. */
-		cyc = run_lookups(t, miss, idx, cfg->lookups, &hits);
+		for (uint32_t i = 0; i < cfg->lookups; i++)
+			idx[i] |= FROM_MISS;
+		cyc = run_lookups(t, keys, miss, idx, cfg->lookups, &hits);
 		report(flows, "lookup, all misses (bulk of 32)", cfg->lookups, cyc);
+
+		/* Established traffic mixed with a flood: every other key a miss. */
+		for (uint32_t i = 0; i < cfg->lookups; i += 2)
+			idx[i] &= ~FROM_MISS;
+		cyc = run_lookups(t, keys, miss, idx, cfg->lookups, &hits);
+		report(flows, "lookup, half hits (bulk of 32)", cfg->lookups, cyc);
 
 		/* What the worker's sweep budget costs when nothing expires. */
 		cyc = rte_rdtsc();
@@ -177,6 +249,109 @@ bench_size(uint32_t flows, const struct bench_cfg *cfg, int full_ops)
 	free(idx);
 	free(miss);
 	free(keys);
+}
+
+/*
+ * A NAT flow of random tuples: a client of 198.51.100.0/24 to a VIP of
+ * 192.0.2.0/24, replies from a pod of 203.0.113.0/24 to one of eight SNAT
+ * addresses. Real clients' ports and addresses are not the neat sequence
+ * of make_keys(), whose regularity CRC32c spreads unusually evenly.
+ */
+static void
+random_keys(struct sg_flow_key *fwd, struct sg_flow_key *rev)
+{
+	uint64_t r = rng();
+	uint32_t client = rte_cpu_to_be_32(0xc6336400u | (uint32_t)(r & 0xff));
+	uint32_t vip = rte_cpu_to_be_32(0xc0000200u | (uint32_t)((r >> 8) & 0xff));
+	uint32_t pod = rte_cpu_to_be_32(0xcb007100u | (uint32_t)((r >> 16) & 0xff));
+	uint32_t snat = rte_cpu_to_be_32(0xc0000264u | (uint32_t)((r >> 24) & 7));
+	rte_be16_t cport = rte_cpu_to_be_16((uint16_t)(r >> 27));
+	rte_be16_t vport = rte_cpu_to_be_16((uint16_t)(80 + ((r >> 43) & 0x3ff)));
+	rte_be16_t sport = rte_cpu_to_be_16((uint16_t)(1024 + ((r >> 53) & 0x7ff)));
+
+	sg_flow_key_init(fwd, SG_FLOW_V4, IPPROTO_TCP, &client, &vip, cport, vport);
+	sg_flow_key_init(rev, SG_FLOW_V4, IPPROTO_TCP, &pod, &snat, rte_cpu_to_be_16(8080), sport);
+}
+
+/* Insert a NAT flow of new random tuples as entry j; 0, or the insert's error. */
+static int
+insert_random(struct sg_flow_table *t, struct sg_flow_key *fwd, struct sg_flow_key *rev,
+	      struct sg_flow **made, uint32_t j)
+{
+	int rc;
+
+	do {
+		random_keys(&fwd[j], &rev[j]);
+		rc = sg_flow_insert(t, &fwd[j], &rev[j], j, 1, 0, 1, &made[j]);
+	} while (rc == -EEXIST);	/* a tuple drawn twice */
+	return rc;
+}
+
+/*
+ * The index at its worst: a table whose size puts the index at exactly half
+ * full once every flow has both keys, filled with NAT flows of random
+ * tuples; lookups there; then flows deleted and created at random, the
+ * table staying full, as under steady connection churn.
+ */
+static void
+bench_worst(const struct bench_cfg *cfg)
+{
+	uint32_t n = (7u << cfg->worst_log2) / 4;
+	struct sg_flow_key *fwd = malloc(sizeof(*fwd) * (size_t)n);
+	struct sg_flow_key *rev = malloc(sizeof(*rev) * (size_t)n);
+	uint32_t *idx = malloc(sizeof(*idx) * cfg->lookups);
+	struct sg_flow **made = malloc(sizeof(*made) * n);
+	struct sg_flow_table *t;
+	uint64_t cyc, hits, refused = 0;
+
+	if (fwd == NULL || rev == NULL || idx == NULL || made == NULL) {
+		fprintf(stderr, "bench_flow: out of memory\n");
+		exit(1);
+	}
+	printf("\nA full table of random NAT tuples, its index half full:\n");
+	t = new_table(n);
+	cyc = rte_rdtsc();
+	for (uint32_t j = 0; j < n; j++)
+		if (insert_random(t, fwd, rev, made, j) != 0) {
+			fprintf(stderr, "bench_flow: insert %" PRIu32 " of %" PRIu32 " failed\n",
+				j, n);
+			exit(1);
+		}
+	cyc = rte_rdtsc() - cyc;
+	report(n, "insert, random tuples", n, cyc);
+	report_index(n, t);
+
+	for (uint32_t i = 0; i < cfg->lookups; i++)
+		idx[i] = (uint32_t)(rng() % n);
+	run_lookups(t, fwd, rev, idx, cfg->lookups / 8, &hits);
+	cyc = run_lookups(t, fwd, rev, idx, cfg->lookups, &hits);
+	report(n, "lookup, all hits (bulk of 32)", cfg->lookups, cyc);
+
+	cyc = rte_rdtsc();
+	for (uint32_t i = 0; i < cfg->churn; i++) {
+		uint32_t j = (uint32_t)(rng() % n);
+
+		sg_flow_delete(t, made[j]);
+		refused += insert_random(t, fwd, rev, made, j) != 0;
+	}
+	cyc = rte_rdtsc() - cyc;
+	report(n, "churn, delete + insert", cfg->churn, cyc);
+	report_index(n, t);
+	if (refused != 0)
+		printf("%9" PRIu32 "  %" PRIu64 " inserts refused in churn\n", n, refused);
+
+	/* Lookups bring keys that spilled back to their primary bucket. */
+	for (uint32_t i = 0; i < cfg->lookups; i++)
+		idx[i] = (uint32_t)(rng() % n);
+	cyc = run_lookups(t, fwd, rev, idx, cfg->lookups, &hits);
+	report(n, "lookup after churn (bulk of 32)", cfg->lookups, cyc);
+	report_index(n, t);
+
+	sg_flow_table_free(t);
+	free(made);
+	free(idx);
+	free(rev);
+	free(fwd);
 }
 
 int
@@ -202,6 +377,7 @@ main(int argc, char **argv)
 	printf("%9s  %-34s %10s  %8s  %9s\n", "flows", "operation", "count", "Mops/s", "cycles/op");
 	for (unsigned int i = 0; i < cfg->n_sizes; i++)
 		bench_size(cfg->flows[i], cfg, i == cfg->n_sizes - 1);
+	bench_worst(cfg);
 	rte_eal_cleanup();
 	return 0;
 }

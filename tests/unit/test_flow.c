@@ -3,9 +3,14 @@
  * Unit tests of lib/flow: argument checks, the TCP state machine (as an
  * independent table of every transition), timeouts and expiry, lazy and by
  * sweep, on a fake clock; capacity, the new-flow rate limit, both directions,
- * IPv6, bulk lookup, and one million flows.
+ * IPv6, bulk lookup, and one million flows. The index (flow_index.h) is
+ * driven with keys made to collide in chosen ways (flow_private.h says where
+ * a key landed and checks every invariant): shared signatures, both buckets,
+ * moves, the stash and its refusals, settling back, churn where it is
+ * crowded, and bursts that meet all of it.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <netinet/in.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -24,6 +29,8 @@
 
 #include "sg_common.h"
 #include "flow.h"
+#include "flow_index.h"
+#include "flow_private.h"
 #include "sg_test_eal.h"
 
 /* An arbitrary start for the fake clock, far from 0 so nothing is at an edge. */
@@ -868,61 +875,125 @@ test_ipv6(void **state)
 	sg_flow_table_free(t);
 }
 
-/*
- * Keys that differ but hash the same, so that the table has to compare them.
- * CRC32 is affine in the key: flipping a set of bits changes the hash by the
- * XOR of what each bit alone changes it by. Among the bits of the chosen
- * bytes, find a set whose changes cancel (Gaussian elimination over GF(2)).
- */
-static uint32_t
-key_hash(const struct sg_flow_key *k)
+/* --- the index: signatures, buckets, stash ------------------------------------ */
+
+static void
+check_index(const struct sg_flow_table *t)
 {
-	return rte_hash_crc(k, sizeof(*k), 0x5eed);	/* conf_of()'s seed */
+	char why[256];
+
+	if (flow_table_check(t, why, sizeof(why)) != 0)
+		fail_msg("index: %s", why);
 }
 
-static int
-colliding_key(const struct sg_flow_key *base, const unsigned int *bytes, unsigned int nbytes,
-	      struct sg_flow_key *out)
+static struct flow_key_place
+place_of(const struct sg_flow_table *t, const struct sg_flow_key *k)
 {
-	uint32_t basis_img[32] = { 0 };
-	uint64_t basis_set[32] = { 0 };
-	uint32_t h0 = key_hash(base);
-	unsigned int n = 0;
+	struct flow_key_place pl;
 
-	for (unsigned int b = 0; b < nbytes; b++) {
-		for (unsigned int bit = 0; bit < 8 && n < 64; bit++, n++) {
-			struct sg_flow_key k = *base;
-			uint32_t img;
-			uint64_t set = UINT64_C(1) << n;
+	flow_table_place(t, k, &pl);
+	return pl;
+}
 
-			((uint8_t *)&k)[bytes[b]] ^= (uint8_t)(1u << bit);
-			img = key_hash(&k) ^ h0;
-			for (int p = 31; p >= 0 && img != 0; p--) {
-				if (!(img & (UINT32_C(1) << p)))
-					continue;
-				if (basis_img[p] == 0) {
-					basis_img[p] = img;
-					basis_set[p] = set;
-					img = 0;
-					set = 0;
-					break;
-				}
-				img ^= basis_img[p];
-				set ^= basis_set[p];
-			}
-			if (set == 0)
-				continue;
-			/* These bits flipped together leave the hash as it was. */
-			*out = *base;
-			for (unsigned int m = 0; m < 64; m++)
-				if (set & (UINT64_C(1) << m))
-					((uint8_t *)out)[bytes[m / 8]] ^= (uint8_t)(1u << (m % 8));
-			return key_hash(out) == h0 && memcmp(out, base, sizeof(*out)) != 0;
+/*
+ * Keys with a chosen signature, so that tests can make keys collide. A
+ * signature is CRC32c of the key's words, which is affine in the key's
+ * bits: flipping a set of bits changes it by the XOR of what each bit alone
+ * changes it by. Gaussian elimination over GF(2) of those changes, for the
+ * bits of some bytes of a base key, gives a set of bits for any change in
+ * their span, and the sets that change nothing (the null space), which
+ * combine into as many keys with one signature as a test wants.
+ */
+struct sig_solver {
+	const struct sg_flow_table *t;
+	struct sg_flow_key base;
+	unsigned int bytes[8];
+	unsigned int nbits;
+	uint32_t basis_img[32];	/* by pivot bit */
+	uint64_t basis_set[32];
+	uint64_t null[64];
+	unsigned int n_null;
+};
+
+static void
+flip(struct sg_flow_key *k, const struct sig_solver *sv, uint64_t set)
+{
+	for (unsigned int m = 0; m < sv->nbits; m++)
+		if (set & (UINT64_C(1) << m))
+			((uint8_t *)k)[sv->bytes[m / 8]] ^= (uint8_t)(1u << (m % 8));
+}
+
+/* Reduce img by the basis; returns the residue, *set the bits that made the rest. */
+static uint32_t
+reduce(const struct sig_solver *sv, uint32_t img, uint64_t *set)
+{
+	*set = 0;
+	for (int p = 31; p >= 0 && img != 0; p--) {
+		if (!(img & (UINT32_C(1) << p)) || sv->basis_img[p] == 0)
+			continue;
+		img ^= sv->basis_img[p];
+		*set ^= sv->basis_set[p];
+	}
+	return img;
+}
+
+static void
+solver_init(struct sig_solver *sv, const struct sg_flow_table *t, const struct sg_flow_key *base,
+	    const unsigned int *bytes, unsigned int nbytes)
+{
+	uint32_t s0 = place_of(t, base).sig;
+
+	memset(sv, 0, sizeof(*sv));
+	sv->t = t;
+	sv->base = *base;
+	memcpy(sv->bytes, bytes, nbytes * sizeof(*bytes));
+	sv->nbits = 8 * nbytes;
+	for (unsigned int n = 0; n < sv->nbits; n++) {
+		struct sg_flow_key k = *base;
+		uint64_t set;
+		uint32_t img;
+
+		flip(&k, sv, UINT64_C(1) << n);
+		img = reduce(sv, place_of(t, &k).sig ^ s0, &set);
+		set ^= UINT64_C(1) << n;
+		if (img == 0) {
+			sv->null[sv->n_null++] = set;
+		} else {
+			int p = 31 - __builtin_clz(img);
+
+			sv->basis_img[p] = img;
+			sv->basis_set[p] = set;
 		}
 	}
-	return 0;
 }
 
+/*
+ * Key number j (from 0) of those with signature sig, all differing from
+ * the base only in the solver's bytes. Fails the test if there is none.
+ */
+static void
+key_with_sig(const struct sig_solver *sv, uint32_t sig, unsigned int j, struct sg_flow_key *out)
+{
+	uint64_t set;
+
+	if (reduce(sv, sig ^ place_of(sv->t, &sv->base).sig, &set) != 0)
+		fail_msg("no key with signature %#x (has the hash changed?)", sig);
+	if (j >= (1u << RTE_MIN(sv->n_null, 20u)))
+		fail_msg("key %u of signature %#x: only %u free bits", j, sig, sv->n_null);
+	for (unsigned int b = 0; j >> b != 0; b++)
+		if (j & (1u << b))
+			set ^= sv->null[b];
+	*out = sv->base;
+	flip(out, sv, set);
+	if (place_of(sv->t, out).sig != sig)
+		fail_msg("key %u: signature %#x, want %#x", j, place_of(sv->t, out).sig, sig);
+}
+
+/* The client's address and port of an IPv4 key; the client address of an IPv6 one. */
+static const unsigned int v4_client_bytes[] = { 0, 1, 2, 3, 32, 33 };
+static const unsigned int v6_client_bytes[] = { 8, 9, 10, 11, 12, 13, 14, 15 };
+
+/* Keys that differ but share a signature: the table has to compare them. */
 static void
 test_hash_collisions(void **state)
 {
@@ -934,6 +1005,7 @@ test_hash_collisions(void **state)
 	};
 	static const unsigned int nbytes[5] = { 8, 8, 8, 8, 5 };
 	struct sg_flow_table *t = table("collide", 16);
+	struct sig_solver sv;
 	struct sg_flow_key a, b;
 	struct sg_flow *fa, *fb;
 	uint8_t addr[16];
@@ -942,8 +1014,9 @@ test_hash_collisions(void **state)
 	v6addr(addr, 1, 1);
 	for (unsigned int w = 0; w < 5; w++) {
 		sg_flow_key_init(&a, SG_FLOW_V6, IPPROTO_TCP, addr, addr, be16(1000 + w), be16(80));
-		if (!colliding_key(&a, words[w], nbytes[w], &b))
-			fail_msg("word %u: no colliding key (has the hash changed?)", w);
+		solver_init(&sv, t, &a, words[w], nbytes[w]);
+		key_with_sig(&sv, place_of(t, &a).sig, 1, &b);
+		assert_memory_not_equal(&a, &b, sizeof(a));
 		assert_int_equal(sg_flow_insert(t, &a, NULL, 2 * w, 0, 0, T0, &fa), 0);
 		assert_null(sg_flow_lookup(t, &b, T0, NULL));
 		assert_int_equal(sg_flow_insert(t, &b, NULL, 2 * w + 1, 0, 0, T0, &fb), 0);
@@ -953,6 +1026,604 @@ test_hash_collisions(void **state)
 		assert_ptr_equal(sg_flow_lookup(t, &b, T0, NULL), fb);
 		assert_int_equal(sg_flow_delete(t, fb), 0);
 	}
+	check_index(t);
+	sg_flow_table_free(t);
+}
+
+/*
+ * Several keys under one signature in one bucket, of both families: each
+ * lookup finds its own flow whichever slot comes first, single and bulk, in
+ * both directions; a key of the other family with the same signature and
+ * the same first bytes is another key.
+ */
+static void
+test_signature_collisions(void **state)
+{
+	struct sg_flow_table *t = table("sigcoll", 64);
+	struct sg_flow_key k4[6], k6[2], rev, miss[2], junk;
+	const struct sg_flow_key *kp[10];
+	struct sg_flow *f[8], *fl[10];
+	struct sig_solver sv4, sv6;
+	uint8_t dirs[10], a6[16];
+	uint32_t sig;
+
+	(void)state;
+	flow_keys(7, IPPROTO_TCP, &k4[0], &rev);
+	solver_init(&sv4, t, &k4[0], v4_client_bytes, RTE_DIM(v4_client_bytes));
+	sig = place_of(t, &k4[0]).sig;
+	for (unsigned int j = 1; j < 6; j++)
+		key_with_sig(&sv4, sig, j, &k4[j]);
+	/* IPv6 keys whose first four bytes are those of an IPv4 key. */
+	memset(a6, 0, sizeof(a6));
+	memcpy(a6, k4[0].src, 4);
+	sg_flow_key_init(&k6[0], SG_FLOW_V6, IPPROTO_TCP, a6, k4[0].dst, k4[0].sport, k4[0].dport);
+	solver_init(&sv6, t, &k6[0], v6_client_bytes, RTE_DIM(v6_client_bytes));
+	key_with_sig(&sv6, sig, 0, &k6[0]);
+	key_with_sig(&sv6, sig, 1, &k6[1]);
+	key_with_sig(&sv4, sig, 6, &miss[0]);
+	key_with_sig(&sv6, sig, 2, &miss[1]);
+
+	/* The first one with a reverse key, under another signature. */
+	assert_int_equal(sg_flow_insert(t, &k4[0], &rev, 0, 0, 0, T0, &f[0]), 0);
+	for (unsigned int j = 1; j < 6; j++)
+		assert_int_equal(sg_flow_insert(t, &k4[j], NULL, j, 0, 0, T0, &f[j]), 0);
+	assert_int_equal(sg_flow_insert(t, &k6[0], NULL, 6, 0, 0, T0, &f[6]), 0);
+	/* Seven keys of one signature, a full bucket, nothing elsewhere: each found. */
+	for (unsigned int j = 0; j < 6; j++)
+		kp[j] = &k4[5 - j];
+	kp[6] = &miss[0];
+	kp[7] = &k6[0];
+	assert_int_equal(sg_flow_lookup_bulk(t, kp, 8, T0, fl, dirs), 7);
+	for (unsigned int j = 0; j < 6; j++)
+		assert_ptr_equal(fl[j], f[5 - j]);
+	assert_null(fl[6]);
+	assert_ptr_equal(fl[7], f[6]);
+	assert_int_equal(sg_flow_insert(t, &k6[1], NULL, 7, 0, 0, T0, &f[7]), 0);
+	check_index(t);
+	for (unsigned int j = 0; j < 6; j++)
+		assert_int_equal(place_of(t, &k4[j]).at, FLOW_AT_PRIMARY);
+	/* Seven slots in a bucket: the eighth key of the signature went to the other. */
+	assert_int_equal(place_of(t, &k6[0]).at, FLOW_AT_PRIMARY);
+	assert_int_equal(place_of(t, &k6[1]).at, FLOW_AT_OTHER);
+	assert_int_equal(sg_flow_insert(t, &k4[3], NULL, 99, 0, 0, T0, &fl[0]), -EEXIST);
+
+	/* Last in first: every lookup meets the others' slots before its own. */
+	for (unsigned int j = 0; j < 6; j++)
+		kp[j] = &k4[5 - j];
+	kp[6] = &k6[1];
+	kp[7] = &miss[0];
+	kp[8] = &miss[1];
+	kp[9] = &k6[0];
+	assert_int_equal(sg_flow_lookup_bulk(t, kp, 10, T0, fl, dirs), 8);
+	for (unsigned int j = 0; j < 6; j++) {
+		assert_ptr_equal(fl[j], f[5 - j]);
+		assert_int_equal(dirs[j], FWD);
+		assert_ptr_equal(sg_flow_lookup(t, &k4[j], T0, NULL), f[j]);
+	}
+	assert_ptr_equal(fl[6], f[7]);
+	assert_null(fl[7]);
+	assert_null(fl[8]);
+	assert_ptr_equal(fl[9], f[6]);
+	assert_null(sg_flow_lookup(t, &miss[0], T0, NULL));
+	assert_null(sg_flow_lookup(t, &miss[1], T0, NULL));
+	assert_ptr_equal(sg_flow_lookup(t, &k6[1], T0, NULL), f[7]);
+	flow_keys(7, IPPROTO_TCP, &junk, &rev);
+	assert_ptr_equal(sg_flow_lookup(t, &rev, T0, dirs), f[0]);
+	assert_int_equal(dirs[0], REV);
+
+	/* Deleting one leaves the others where they are, and found. */
+	assert_int_equal(sg_flow_delete(t, f[2]), 0);
+	assert_null(sg_flow_lookup(t, &k4[2], T0, NULL));
+	assert_ptr_equal(sg_flow_lookup(t, &k4[3], T0, NULL), f[3]);
+	assert_ptr_equal(sg_flow_lookup(t, &k6[1], T0, NULL), f[7]);
+	check_index(t);
+	sg_flow_table_free(t);
+}
+
+/*
+ * Keys of one signature share both buckets: seven go to the primary, seven
+ * to the other, the next FLOW_STASH to the stash, and the one after is
+ * refused as a full table would refuse it, with nothing left behind. Every
+ * one of them is found; a freed bucket slot takes a stashed key back.
+ */
+static void
+test_overflow(void **state)
+{
+	enum { N = 2 * FLOW_SLOTS + FLOW_STASH };
+	struct sg_flow_table *t = table("overflow", 1024);
+	const struct sg_flow_stats *st = sg_flow_stats(t);
+	struct sg_flow_key k[N + 2], rev, junk;
+	const struct sg_flow_key *kp[N];
+	struct sg_flow *f[N + 1], *fl[N], *g = NULL;
+	struct flow_index_info info;
+	struct sig_solver sv;
+	uint8_t dirs[N];
+	uint32_t sig, n;
+
+	(void)state;
+	flow_keys(1, IPPROTO_UDP, &k[0], NULL);
+	solver_init(&sv, t, &k[0], v4_client_bytes, RTE_DIM(v4_client_bytes));
+	sig = place_of(t, &k[0]).sig;
+	for (unsigned int j = 1; j < N + 2; j++)
+		key_with_sig(&sv, sig, j, &k[j]);
+	for (unsigned int j = 0; j < N; j++) {
+		int want = j < FLOW_SLOTS ? FLOW_AT_PRIMARY :
+			   j < 2 * FLOW_SLOTS ? FLOW_AT_OTHER : FLOW_AT_STASH;
+
+		assert_int_equal(sg_flow_insert(t, &k[j], NULL, j, 0, 0, T0, &f[j]), 0);
+		if (place_of(t, &k[j]).at != want)
+			fail_msg("key %u: at %d, want %d", j, place_of(t, &k[j]).at, want);
+	}
+	check_index(t);
+	flow_table_index_info(t, &info);
+	assert_int_equal(info.keys, N);
+	assert_int_equal(info.spilled, FLOW_SLOTS);
+	assert_int_equal(info.stash_n, FLOW_STASH);
+	assert_int_equal(info.moves, 0);	/* nowhere to move a key of that signature */
+
+	/* Both buckets and the stash are full: refused, counted, nothing kept. */
+	assert_int_equal(sg_flow_insert(t, &k[N], NULL, N, 0, 0, T0, &g), -ENOSPC);
+	assert_null(g);
+	assert_int_equal(st->table_full, 1);
+	assert_int_equal(sg_flow_count(t), N);
+	assert_null(sg_flow_lookup(t, &k[N], T0, NULL));
+	/* A NAT flow whose reverse key does not fit takes its forward key back. */
+	flow_keys(2, IPPROTO_UDP, &junk, &rev);
+	assert_int_equal(sg_flow_insert(t, &rev, &k[N], N, 0, 0, T0, &g), -ENOSPC);
+	assert_null(sg_flow_lookup(t, &rev, T0, NULL));
+	assert_int_equal(st->table_full, 2);
+	assert_int_equal(sg_flow_count(t), N);
+	check_index(t);
+	/* Other keys still go in. */
+	assert_int_equal(sg_flow_insert(t, &junk, &rev, 9999, 0, 0, T0, &g), 0);
+
+	/* Every key found, in one bulk call and one by one. */
+	for (unsigned int j = 0; j < N; j++)
+		kp[j] = &k[N - 1 - j];
+	assert_int_equal(sg_flow_lookup_bulk(t, kp, N, T0, fl, dirs), N);
+	for (unsigned int j = 0; j < N; j++) {
+		assert_ptr_equal(fl[j], f[N - 1 - j]);
+		assert_ptr_equal(sg_flow_lookup(t, &k[j], T0, NULL), f[j]);
+	}
+
+	/* A slot freed in the primary takes a key of the stash. */
+	assert_int_equal(sg_flow_delete(t, f[3]), 0);
+	flow_table_index_info(t, &info);
+	assert_int_equal(info.stash_n, FLOW_STASH - 1);
+	check_index(t);
+	/* Deleting from the stash itself, then refilling it to the brim. */
+	assert_int_equal(sg_flow_delete(t, f[N - 1]), 0);
+	assert_int_equal(sg_flow_delete(t, f[2 * FLOW_SLOTS + 5]), 0);
+	flow_table_index_info(t, &info);
+	assert_int_equal(info.stash_n, FLOW_STASH - 3);
+	check_index(t);
+	for (unsigned int j = N; j < N + 2; j++)
+		assert_int_equal(sg_flow_insert(t, &k[j], NULL, j, 0, 0, T0, &g), 0);
+	assert_int_equal(sg_flow_insert(t, &k[3], NULL, 3, 0, 0, T0, &g), 0);
+	assert_int_equal(sg_flow_insert(t, &k[N - 1], NULL, 3, 0, 0, T0, &g), -ENOSPC);
+	check_index(t);
+
+	/* Stashed flows expire like the others: lazily, and by the sweep. */
+	n = sg_flow_count(t);
+	assert_null(sg_flow_lookup(t, &k[N + 1], T0 + 30001, NULL));
+	assert_int_equal(sg_flow_sweep(t, T0 + 30001, 100000), n - 1);
+	assert_int_equal(sg_flow_count(t), 0);
+	flow_table_index_info(t, &info);
+	assert_int_equal(info.stash_n, 0);
+	check_index(t);
+	sg_flow_table_free(t);
+}
+
+/*
+ * A bulk lookup that removes an expired flow frees a slot in the bucket of
+ * a later key of its burst, whose key is in the stash: the key must not move
+ * into the slot before the burst is done, or its lookup, which already
+ * compared the bucket's signatures, would find it neither there nor the
+ * stash flagged. Here bucket p holds the expiring flow's key and six of the
+ * stashed key's signature, bucket q keys whose other bucket is p, so the
+ * stashed key has nowhere else to go and nothing of p is elsewhere.
+ */
+static void
+test_bulk_expired_frees_for_stash(void **state)
+{
+	enum { CAND = 1u << 16 };
+	struct sg_flow_conf c = conf_of("expstash", 64);
+	struct sg_flow_key a[FLOW_SLOTS], k0, key;
+	const struct sg_flow_key *kp[2] = { &k0, &a[FLOW_SLOTS - 1] };
+	struct sg_flow *fa[FLOW_SLOTS], *f0, *f, *fl[2];
+	struct flow_key_place pa;
+	struct flow_index_info info;
+	struct sg_flow_table *t;
+	struct sig_solver sv;
+	unsigned int nq = 0, n0 = 0;
+	uint8_t dirs[2];
+
+	(void)state;
+	c.timeout_ms[SG_FLOW_UDP] = 1000;
+	t = table_of(&c);
+	flow_keys(CAND + 1, IPPROTO_UDP, &a[0], NULL);
+	pa = place_of(t, &a[0]);
+	solver_init(&sv, t, &a[0], v4_client_bytes, RTE_DIM(v4_client_bytes));
+	for (unsigned int j = 1; j < FLOW_SLOTS; j++)
+		key_with_sig(&sv, pa.sig, j, &a[j]);
+	/* Seven keys of primary q and other p; then k0, of p and q, another signature. */
+	for (uint32_t i = 0; i < CAND && (nq < FLOW_SLOTS || n0 == 0); i++) {
+		struct flow_key_place pl;
+
+		flow_keys(i, IPPROTO_UDP, &key, NULL);
+		pl = place_of(t, &key);
+		if (nq < FLOW_SLOTS && pl.primary == pa.other && pl.other == pa.primary) {
+			assert_int_equal(sg_flow_insert(t, &key, NULL, 100 + i, 0, 0, T0, &f), 0);
+			f->last_seen = T0 + 900;
+			nq++;
+		} else if (n0 == 0 && pl.primary == pa.primary && pl.other == pa.other &&
+			   pl.sig != pa.sig) {
+			k0 = key;
+			n0++;
+		}
+	}
+	if (nq < FLOW_SLOTS || n0 == 0)
+		fail_msg("no keys for buckets %u and %u", pa.primary, pa.other);
+	assert_int_equal(sg_flow_insert(t, &k0, NULL, 0, 0, 0, T0, &f0), 0);
+	for (unsigned int j = 0; j < FLOW_SLOTS; j++) {
+		assert_int_equal(sg_flow_insert(t, &a[j], NULL, 1 + j, 0, 0, T0, &fa[j]), 0);
+		fa[j]->last_seen = T0 + 900;
+	}
+	assert_int_equal(place_of(t, &k0).at, FLOW_AT_PRIMARY);
+	assert_int_equal(place_of(t, &a[FLOW_SLOTS - 2]).at, FLOW_AT_PRIMARY);
+	assert_int_equal(place_of(t, &a[FLOW_SLOTS - 1]).at, FLOW_AT_STASH);
+	check_index(t);
+
+	/* k0 is expired, the others are not. */
+	assert_int_equal(sg_flow_lookup_bulk(t, kp, 2, T0 + 1001, fl, dirs), 1);
+	assert_null(fl[0]);
+	assert_ptr_equal(fl[1], fa[FLOW_SLOTS - 1]);
+	/* After the burst the stashed key took the freed slot. */
+	flow_table_index_info(t, &info);
+	assert_int_equal(info.stash_n, 0);
+	assert_int_equal(place_of(t, &a[FLOW_SLOTS - 1]).at, FLOW_AT_PRIMARY);
+	check_index(t);
+	sg_flow_table_free(t);
+}
+
+/*
+ * Both buckets of a new key full, with room one move away: the search moves
+ * a key of the primary to its other bucket and the new key takes its slot.
+ * Keys are picked from many by where they land, so this holds for any seed.
+ */
+static void
+test_search_moves(void **state)
+{
+	struct sg_flow_table *t = table("moves", 64);
+	struct sg_flow_key k, cand[4096], in[2 * FLOW_SLOTS];
+	struct flow_key_place pl[4096], pk;
+	struct flow_index_info info;
+	unsigned int n_p = 0, n_q = 0, i;
+	struct sg_flow *f;
+
+	(void)state;
+	/* The new key, and its two buckets. */
+	flow_keys(0, IPPROTO_UDP, &k, NULL);
+	pk = place_of(t, &k);
+	for (i = 0; i < RTE_DIM(cand); i++) {
+		flow_keys(i + 1, IPPROTO_UDP, &cand[i], NULL);
+		pl[i] = place_of(t, &cand[i]);
+	}
+	/* Seven keys of primary p whose other bucket is not q; seven of primary q. */
+	for (i = 0; i < RTE_DIM(cand) && (n_p < FLOW_SLOTS || n_q < FLOW_SLOTS); i++) {
+		if (pl[i].primary == pk.primary && pl[i].other != pk.other && n_p < FLOW_SLOTS)
+			in[n_p++] = cand[i];
+		else if (pl[i].primary == pk.other && pl[i].other != pk.primary &&
+			 n_q < FLOW_SLOTS)
+			in[FLOW_SLOTS + n_q++] = cand[i];
+	}
+	if (n_p < FLOW_SLOTS || n_q < FLOW_SLOTS)
+		fail_msg("only %u and %u keys for buckets %u and %u", n_p, n_q, pk.primary,
+			 pk.other);
+	for (i = 0; i < 2 * FLOW_SLOTS; i++) {
+		assert_int_equal(sg_flow_insert(t, &in[i], NULL, i, 0, 0, T0, &f), 0);
+		assert_int_equal(place_of(t, &in[i]).at, FLOW_AT_PRIMARY);
+	}
+	assert_int_equal(sg_flow_insert(t, &k, NULL, 100, 0, 0, T0, &f), 0);
+	flow_table_index_info(t, &info);
+	assert_int_equal(info.moves, 1);
+	assert_int_equal(info.stash_n, 0);
+	assert_int_equal(info.spilled, 1);
+	assert_int_equal(place_of(t, &k).at, FLOW_AT_PRIMARY);
+	/* The key moved is now in its other bucket, and found there. */
+	for (i = 0, n_p = 0; i < 2 * FLOW_SLOTS; i++) {
+		n_p += place_of(t, &in[i]).at == FLOW_AT_OTHER;
+		assert_int_equal(sg_flow_lookup(t, &in[i], T0, NULL)->service_id, i);
+	}
+	assert_int_equal(n_p, 1);
+	assert_int_equal(sg_flow_lookup(t, &k, T0, NULL)->service_id, 100);
+	check_index(t);
+	sg_flow_table_free(t);
+}
+
+/*
+ * A key whose primary bucket was full lives in its other bucket; once a
+ * slot of its primary is free again, a lookup that meets the key moves it
+ * back, so that later lookups read one bucket. A bulk lookup does so only
+ * after its burst, in which the key may come twice.
+ */
+static void
+test_settle(void **state)
+{
+	struct sg_flow_table *t = table("settle", 1024);
+	struct sg_flow_key k[FLOW_SLOTS + 2], other;
+	const struct sg_flow_key *kp[4];
+	struct sg_flow *f[FLOW_SLOTS + 2], *fl[4];
+	struct flow_index_info info;
+	struct sig_solver sv;
+	uint8_t dirs[4];
+	uint32_t sig;
+
+	(void)state;
+	flow_keys(3, IPPROTO_UDP, &k[0], NULL);
+	solver_init(&sv, t, &k[0], v4_client_bytes, RTE_DIM(v4_client_bytes));
+	sig = place_of(t, &k[0]).sig;
+	for (unsigned int j = 1; j < FLOW_SLOTS + 2; j++)
+		key_with_sig(&sv, sig, j, &k[j]);
+	for (unsigned int j = 0; j < FLOW_SLOTS + 2; j++)
+		assert_int_equal(sg_flow_insert(t, &k[j], NULL, j, 0, 0, T0, &f[j]), 0);
+	assert_int_equal(place_of(t, &k[FLOW_SLOTS]).at, FLOW_AT_OTHER);
+	assert_int_equal(place_of(t, &k[FLOW_SLOTS + 1]).at, FLOW_AT_OTHER);
+
+	/* Primary full: a lookup leaves the key where it is. */
+	assert_ptr_equal(sg_flow_lookup(t, &k[FLOW_SLOTS], T0, NULL), f[FLOW_SLOTS]);
+	assert_int_equal(place_of(t, &k[FLOW_SLOTS]).at, FLOW_AT_OTHER);
+
+	/* One slot free: a bulk lookup finds the key twice in its burst, then moves it. */
+	assert_int_equal(sg_flow_delete(t, f[0]), 0);
+	flow_keys(4, IPPROTO_UDP, &other, NULL);
+	kp[0] = &k[FLOW_SLOTS];
+	kp[1] = &other;
+	kp[2] = &k[FLOW_SLOTS];
+	kp[3] = &k[1];
+	assert_int_equal(sg_flow_lookup_bulk(t, kp, 4, T0, fl, dirs), 3);
+	assert_ptr_equal(fl[0], f[FLOW_SLOTS]);
+	assert_null(fl[1]);
+	assert_ptr_equal(fl[2], f[FLOW_SLOTS]);
+	assert_ptr_equal(fl[3], f[1]);
+	assert_int_equal(place_of(t, &k[FLOW_SLOTS]).at, FLOW_AT_PRIMARY);
+	check_index(t);
+
+	/* Again, one key at a time. */
+	assert_int_equal(sg_flow_delete(t, f[1]), 0);
+	assert_ptr_equal(sg_flow_lookup(t, &k[FLOW_SLOTS + 1], T0, NULL), f[FLOW_SLOTS + 1]);
+	assert_int_equal(place_of(t, &k[FLOW_SLOTS + 1]).at, FLOW_AT_PRIMARY);
+	flow_table_index_info(t, &info);
+	assert_int_equal(info.settled, 2);
+	assert_int_equal(info.spilled, 0);
+	check_index(t);
+	sg_flow_table_free(t);
+}
+
+/*
+ * Room two moves away. A key's two buckets differ by an odd distance, so
+ * buckets of one parity only ever pair with the other's; here the keys in
+ * the primary p of a new key all have r as their other bucket, those in its
+ * other bucket q all have r2, both r and r2 are full, and the keys of r
+ * have room in their other buckets. The search moves a key of r out, a key
+ * of p into r, and the new key takes the slot in p.
+ */
+static void
+test_search_two_moves(void **state)
+{
+	enum { CAND = 1u << 16 };
+	struct sg_flow_table *t = table("moves2", 64);
+	struct flow_key_place *pl = malloc(CAND * sizeof(*pl));
+	struct sg_flow_key k, key;
+	struct flow_index_info info;
+	uint32_t p, q, r, r2, nb;
+	struct sg_flow *f;
+	unsigned int n[4] = { 0 }, away = 0;
+
+	(void)state;
+	assert_non_null(pl);
+	flow_table_index_info(t, &info);
+	nb = info.buckets;
+	flow_keys(0, IPPROTO_UDP, &k, NULL);
+	p = place_of(t, &k).primary;
+	q = place_of(t, &k).other;
+	for (uint32_t i = 0; i < CAND; i++) {
+		flow_keys(i + 1, IPPROTO_UDP, &key, NULL);
+		pl[i] = place_of(t, &key);
+	}
+	/* The first r with seven keys (p, r), the first r2 with seven (q, r2). */
+	for (r = 0, r2 = 0; r < nb; r++) {
+		unsigned int np = 0;
+
+		for (uint32_t i = 0; i < CAND; i++)
+			np += pl[i].primary == p && pl[i].other == r;
+		if (r != q && np >= FLOW_SLOTS)
+			break;
+	}
+	for (; r2 < nb; r2++) {
+		unsigned int nq = 0;
+
+		for (uint32_t i = 0; i < CAND; i++)
+			nq += pl[i].primary == q && pl[i].other == r2;
+		if (r2 != p && nq >= FLOW_SLOTS)
+			break;
+	}
+	if (r == nb || r2 == nb)
+		fail_msg("no buckets for %u and %u", p, q);
+	/* r's and r2's own keys first: r's with room in their other buckets. */
+	for (int pass = 0; pass < 2; pass++) {
+		for (uint32_t i = 0; i < CAND; i++) {
+			unsigned int *c = NULL;
+
+			if (pass == 0 && pl[i].primary == r && pl[i].other != p &&
+			    pl[i].other != r2)
+				c = &n[0];
+			else if (pass == 0 && pl[i].primary == r2)
+				c = &n[1];
+			else if (pass == 1 && pl[i].primary == p && pl[i].other == r)
+				c = &n[2];
+			else if (pass == 1 && pl[i].primary == q && pl[i].other == r2)
+				c = &n[3];
+			if (c == NULL || *c == FLOW_SLOTS)
+				continue;
+			(*c)++;
+			flow_keys(i + 1, IPPROTO_UDP, &key, NULL);
+			assert_int_equal(sg_flow_insert(t, &key, NULL, i + 1, 0, 0, T0, &f), 0);
+			assert_int_equal(place_of(t, &key).at, FLOW_AT_PRIMARY);
+		}
+	}
+	for (unsigned int j = 0; j < 4; j++)
+		assert_int_equal(n[j], FLOW_SLOTS);
+
+	assert_int_equal(sg_flow_insert(t, &k, NULL, 0, 0, 0, T0, &f), 0);
+	flow_table_index_info(t, &info);
+	assert_int_equal(info.moves, 2);
+	assert_int_equal(info.stash_n, 0);
+	assert_int_equal(place_of(t, &k).at, FLOW_AT_PRIMARY);
+	for (uint32_t i = 0; i < CAND; i++) {
+		const struct sg_flow *g;
+
+		flow_keys(i + 1, IPPROTO_UDP, &key, NULL);
+		g = sg_flow_lookup(t, &key, T0, NULL);
+		if (g == NULL)
+			continue;
+		assert_int_equal(g->service_id, i + 1);
+		away += place_of(t, &key).at == FLOW_AT_OTHER;
+	}
+	assert_int_equal(away, 2);
+	check_index(t);
+	free(pl);
+	sg_flow_table_free(t);
+}
+
+/*
+ * The keys of one primary bucket must not all share one other bucket, or a
+ * crowded bucket pair could only spill into each other: the other bucket
+ * comes from the signature's high bits.
+ */
+static void
+test_other_buckets_spread(void **state)
+{
+	struct sg_flow_table *t = table("spread", 1792);	/* 1024 buckets */
+	struct flow_index_info info;
+	uint8_t seen[1024] = { 0 };
+	unsigned int keys = 0, others = 0;
+
+	(void)state;
+	flow_table_index_info(t, &info);
+	assert_int_equal(info.buckets, 1024);
+	for (uint32_t i = 0; i < 200000; i++) {
+		struct sg_flow_key k;
+		struct flow_key_place pl;
+
+		flow_keys(i, IPPROTO_TCP, &k, NULL);
+		pl = place_of(t, &k);
+		assert_int_not_equal(pl.other, pl.primary);
+		assert_true(pl.other < 1024);
+		if (pl.primary != 5)
+			continue;
+		keys++;
+		others += !seen[pl.other];
+		seen[pl.other] = 1;
+	}
+	/* About 200 keys, over the 512 buckets of the other parity. */
+	if (keys < 100 || others < keys / 2)
+		fail_msg("%u keys of bucket 5 have %u other buckets", keys, others);
+	sg_flow_table_free(t);
+}
+
+/* xorshift64* (Vigna 2016), fixed seed: every run makes the same moves. */
+static uint64_t
+rng(uint64_t *s)
+{
+	*s ^= *s >> 12;
+	*s ^= *s << 25;
+	*s ^= *s >> 27;
+	return *s * 0x2545f4914f6cdd1dull;
+}
+
+/*
+ * Churn where the index is crowded: CROWD keys have both buckets among four,
+ * far more keys than those hold, so keys spill, move, go to the stash and
+ * are refused; the others have their primary among eight other buckets and
+ * spill out into the rest of the table. All are inserted, then flows are
+ * deleted and created at random, NAT and DSR mixed, with the invariants
+ * checked and every live flow found (bulk, with the other keys as misses)
+ * as it goes.
+ */
+static void
+test_churn_crowded(void **state)
+{
+	enum { POOL = 200, CROWD = 120, ROUNDS = 4000 };
+	struct sg_flow_table *t = table("churn", 256);
+	struct sg_flow_key fwd[POOL], rev[POOL];
+	const struct sg_flow_key *kp[2 * POOL];
+	struct sg_flow *live[POOL], *fl[2 * POOL];
+	struct flow_index_info info;
+	uint8_t dirs[2 * POOL];
+	uint64_t seed = 0x5eed5eed;
+	unsigned int n = 0, i, c;
+
+	(void)state;
+	for (i = 0; n < POOL; i++) {
+		struct sg_flow_key f, r;
+		struct flow_key_place pl;
+
+		assert_true(i < (1u << 24));
+		flow_keys(i, IPPROTO_UDP, &f, &r);
+		pl = place_of(t, &f);
+		if (n < CROWD ? pl.primary >= 4 || pl.other >= 4 :
+				pl.primary < 4 || pl.primary >= 12)
+			continue;
+		fwd[n] = f;
+		rev[n] = r;
+		live[n++] = NULL;
+	}
+	for (unsigned int round = 0; round < POOL + ROUNDS; round++) {
+		unsigned int j = round < POOL ? round : (unsigned int)(rng(&seed) % POOL);
+
+		if (live[j] != NULL) {
+			assert_int_equal(sg_flow_delete(t, live[j]), 0);
+			live[j] = NULL;
+		} else {
+			int rc = sg_flow_insert(t, &fwd[j], j % 3 ? &rev[j] : NULL, j, 0, 0, T0,
+						&live[j]);
+
+			/* Only keys of the crowded pair of buckets can run out of room. */
+			if (rc == -ENOSPC && j < CROWD)
+				live[j] = NULL;
+			else
+				assert_int_equal(rc, 0);
+		}
+		if (round % 97 != 0 && round != POOL + ROUNDS - 1)
+			continue;
+		check_index(t);
+		for (i = 0, c = 0; i < POOL; i++) {
+			kp[c++] = &fwd[i];
+			kp[c++] = &rev[i];
+		}
+		sg_flow_lookup_bulk(t, kp, c, T0, fl, dirs);
+		for (i = 0; i < POOL; i++) {
+			assert_ptr_equal(fl[2 * i], live[i]);
+			assert_ptr_equal(fl[2 * i + 1], i % 3 ? live[i] : NULL);
+			if (live[i] != NULL)
+				assert_int_equal(dirs[2 * i + 1] | (dirs[2 * i] << 1),
+						 i % 3 ? 1 : 0);
+		}
+	}
+	flow_table_index_info(t, &info);
+	/* The crowding did what it was for. */
+	assert_true(info.moves > 0);
+	assert_true(info.stashed > 0);
+	assert_true(sg_flow_stats(t)->table_full > 0);
+	for (i = 0; i < POOL; i++)
+		if (live[i] != NULL)
+			assert_int_equal(sg_flow_delete(t, live[i]), 0);
+	flow_table_index_info(t, &info);
+	assert_int_equal(info.keys, 0);
+	assert_int_equal(info.spilled, 0);
+	assert_int_equal(info.stash_n, 0);
+	check_index(t);
 	sg_flow_table_free(t);
 }
 
@@ -1019,6 +1690,100 @@ test_bulk_expired_twice_in_burst(void **state)
 	assert_int_equal(sg_flow_count(t), 0);
 	/* And the caller can create it again. */
 	insert_i(t, 1, IPPROTO_UDP, 1, T0 + 30001);
+	sg_flow_table_free(t);
+}
+
+/*
+ * One bulk call over three bursts of IPv4 and IPv6 keys, NAT and DSR,
+ * forward and reverse, hits and misses (IPv6 keys with an IPv4 key's first
+ * bytes among them), and flows found expired, both keys of one in the same
+ * burst and across a burst's edge: every answer as sg_flow_lookup() gives it.
+ */
+static void
+test_bulk_mixed_families(void **state)
+{
+	enum { N = 3 * SG_MAX_BURST - 5 };
+	struct sg_flow_conf c = conf_of("bulkmix", 64);
+	struct sg_flow_key keys[N], f4[8], r4[8], f6[8], r6[8];
+	const struct sg_flow_key *kp[N];
+	struct sg_flow *fl[N], *by4[8], *by6[8];
+	struct sg_flow_table *t;
+	const struct sg_flow_stats *st;
+	uint8_t dirs[N], a6[16];
+	unsigned int want_hits = 0;
+
+	(void)state;
+	c.max_flows_v6 = 8;
+	c.timeout_ms[SG_FLOW_UDP] = 1000;
+	t = table_of(&c);
+	st = sg_flow_stats(t);
+	/* Flows 0-3 of each family TCP, 4-7 UDP (1 s); even ones NAT, odd ones DSR. */
+	for (uint16_t i = 0; i < 8; i++) {
+		uint8_t proto = i < 4 ? IPPROTO_TCP : IPPROTO_UDP;
+
+		flow_keys(i, proto, &f4[i], &r4[i]);
+		v6keys(i, &f6[i], &r6[i]);
+		f6[i].proto = r6[i].proto = proto;
+		assert_int_equal(sg_flow_insert(t, &f4[i], i % 2 ? NULL : &r4[i], i, 0, 0, T0,
+						&by4[i]), 0);
+		assert_int_equal(sg_flow_insert(t, &f6[i], i % 2 ? NULL : &r6[i], 100 + i, 0, 0,
+						T0, &by6[i]), 0);
+	}
+	/* Keep flows 4 and 6 of each family alive past the UDP timeout. */
+	by4[4]->last_seen = by4[6]->last_seen = T0 + 900;
+	by6[4]->last_seen = by6[6]->last_seen = T0 + 900;
+
+	for (unsigned int i = 0; i < N; i++) {
+		unsigned int fi = (i / 4) % 8;
+
+		switch (i % 4) {
+		case 0: keys[i] = f4[fi]; break;
+		case 1: keys[i] = fi % 2 ? r4[fi] : r6[fi]; break;
+		case 2: keys[i] = f6[fi]; break;
+		default:
+			/* Misses: an IPv6 twin of an IPv4 key, or an unknown IPv4 key. */
+			if (fi % 2) {
+				memset(a6, 0, sizeof(a6));
+				memcpy(a6, f4[fi].src, 4);
+				sg_flow_key_init(&keys[i], SG_FLOW_V6, f4[fi].proto, a6, f4[fi].dst,
+						 f4[fi].sport, f4[fi].dport);
+			} else {
+				flow_keys(1000 + i, IPPROTO_TCP, &keys[i], NULL);
+			}
+		}
+		kp[i] = &keys[i];
+	}
+	/* Flows 5 and 7 are expired at T0 + 1001; 4 and 6 are not. */
+	want_hits = sg_flow_lookup_bulk(t, kp, N, T0 + 1001, fl, dirs);
+	assert_int_equal(st->hits, want_hits);
+	want_hits = 0;
+	for (unsigned int i = 0; i < N; i++) {
+		unsigned int fi = (i / 4) % 8, want_dir = FWD;
+		struct sg_flow *want = NULL;
+		int expired = fi == 5 || fi == 7;
+
+		switch (i % 4) {
+		case 0: want = by4[fi]; break;
+		case 1:
+			want = fi % 2 ? NULL : by6[fi];	/* DSR: no reverse key */
+			want_dir = REV;
+			break;
+		case 2: want = by6[fi]; break;
+		default: break;
+		}
+		if (expired)
+			want = NULL;
+		if (fl[i] != want || (want != NULL && dirs[i] != want_dir))
+			fail_msg("key %u (flow %u, kind %u): %p dir %u, want %p dir %u", i, fi,
+				 i % 4, (void *)fl[i], dirs[i], (void *)want, want_dir);
+		want_hits += want != NULL;
+	}
+	assert_int_equal(st->hits, want_hits);
+	assert_int_equal(st->lookups, N);
+	/* Flows 5 and 7 of each family, each met expired once and removed. */
+	assert_int_equal(st->expired_lazy, 4);
+	assert_int_equal(sg_flow_count(t), 12);
+	check_index(t);
 	sg_flow_table_free(t);
 }
 
@@ -1217,6 +1982,39 @@ try_insert(struct sg_flow_table *t, uint32_t i, uint64_t now)
 	return sg_flow_insert(t, &fwd, &rev, i, 1, 0, now, &f);
 }
 
+/*
+ * A table of a size that puts its index at exactly half full when every
+ * flow has two keys: it takes max_flows NAT flows, nearly every key in its
+ * primary bucket and none in the stash, and then refuses the next one.
+ */
+static void
+test_full_at_worst_load(void **state)
+{
+	/* 4 x max_flows / FLOW_SLOTS buckets: a power of two, no slack. */
+	const uint32_t max_flows = FLOW_SLOTS * (1u << 14) / 4;
+	struct sg_flow_table *t = table("worst", max_flows);
+	struct flow_index_info info;
+
+	(void)state;
+	for (uint32_t i = 0; i < max_flows; i++)
+		if (try_insert(t, i, T0) != 0)
+			fail_msg("insert %u of %u failed", i, max_flows);
+	assert_int_equal(try_insert(t, max_flows, T0), -ENOSPC);
+	flow_table_index_info(t, &info);
+	assert_int_equal(info.buckets, 1u << 14);
+	assert_int_equal(info.keys, 2 * max_flows);
+	assert_int_equal(info.keys * 2, (uint64_t)info.buckets * FLOW_SLOTS);
+	assert_int_equal(info.stash_n, 0);
+	/* Poisson(3.5) above 7 is about 1 % of buckets; their excess is less. */
+	if (info.spilled * 100 > info.keys)
+		fail_msg("%" PRIu64 " of %" PRIu64 " keys out of their primary bucket",
+			 info.spilled, info.keys);
+	check_index(t);
+	for (uint32_t i = 0; i < max_flows; i += 7)
+		assert_non_null(find_i(t, i, IPPROTO_TCP, REV, T0));
+	sg_flow_table_free(t);
+}
+
 static void
 test_rate_limit(void **state)
 {
@@ -1328,6 +2126,7 @@ static void
 test_million(void **state)
 {
 	struct sg_flow_conf c = conf_of("million", 1u << 20);
+	struct flow_index_info info;
 	struct sg_flow_table *t;
 	const struct sg_flow_stats *st;
 	struct sg_flow_key keys[SG_MAX_BURST];
@@ -1350,6 +2149,12 @@ test_million(void **state)
 			fail_msg("insert %u failed", i);
 	}
 	assert_int_equal(sg_flow_count(t), MILLION);
+	flow_table_index_info(t, &info);
+	assert_int_equal(info.keys, 2 * MILLION);
+	assert_int_equal(info.stash_n, 0);
+	if (info.spilled * 1000 > info.keys)
+		fail_msg("%" PRIu64 " keys out of their primary bucket", info.spilled);
+	check_index(t);
 
 	/* Every key found in bursts, each to its flow, in its direction. */
 	for (int k = 0; k < SG_MAX_BURST; k++)
@@ -1396,6 +2201,7 @@ test_million(void **state)
 	for (uint32_t i = 0; i < MILLION; i += 1000)
 		insert_i(t, i + 1, IPPROTO_UDP, 1, T0 + 30001);
 	assert_int_equal(sg_flow_count(t), MILLION / 1000);
+	check_index(t);
 	sg_flow_table_free(t);
 }
 
@@ -1420,12 +2226,22 @@ main(int argc, char **argv)
 		cmocka_unit_test(test_exists),
 		cmocka_unit_test(test_ipv6),
 		cmocka_unit_test(test_hash_collisions),
+		cmocka_unit_test(test_signature_collisions),
+		cmocka_unit_test(test_overflow),
+		cmocka_unit_test(test_bulk_expired_frees_for_stash),
+		cmocka_unit_test(test_search_moves),
+		cmocka_unit_test(test_search_two_moves),
+		cmocka_unit_test(test_settle),
+		cmocka_unit_test(test_other_buckets_spread),
+		cmocka_unit_test(test_churn_crowded),
 		cmocka_unit_test(test_bulk),
 		cmocka_unit_test(test_bulk_expired_twice_in_burst),
+		cmocka_unit_test(test_bulk_mixed_families),
 		cmocka_unit_test(test_expiry_lazy_by_state),
 		cmocka_unit_test(test_expiry_follows_state),
 		cmocka_unit_test(test_sweep),
 		cmocka_unit_test(test_full_table),
+		cmocka_unit_test(test_full_at_worst_load),
 		cmocka_unit_test(test_rate_limit),
 		cmocka_unit_test(test_iterate),
 		cmocka_unit_test(test_million),
