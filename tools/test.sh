@@ -70,8 +70,10 @@ if stage "install dependencies" tools/install-deps.sh; then
 	stage "configure build" configure build &&
 		suite build release unit bench-smoke &&
 		suite build integration integration
+	# UBSan reports only print unless their checks are built not to recover.
 	stage "configure build-asan" configure build-asan \
-		-Db_sanitize=address,undefined -Db_lundef=false -Dbenchmarks=false &&
+		-Db_sanitize=address,undefined -Db_lundef=false -Dbenchmarks=false \
+		-Dc_args=-fno-sanitize-recover=all &&
 		suite build-asan asan unit &&
 		suite build-asan asan-integration integration
 fi

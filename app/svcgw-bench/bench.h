@@ -29,6 +29,8 @@ struct bench_scenario {
 	uint32_t flows;	   /* established flows */
 	uint32_t services;
 	uint32_t backends; /* per service */
+	uint8_t mode;	   /* enum sg_svc_mode of every service */
+	uint8_t family;	   /* 4 or 6: clients, VIPs and backends */
 	const char *what;
 };
 
@@ -72,8 +74,8 @@ struct bench_result {
 
 /* The addresses of flow i of a scenario with `services` services. */
 struct bench_flow {
-	rte_be32_t client;
-	rte_be32_t vip;
+	uint8_t client[16];	/* IPv4 in the first 4 bytes */
+	uint8_t vip[16];
 	rte_be16_t sport;
 	rte_be16_t dport;
 };
@@ -83,9 +85,17 @@ struct bench_flow {
 #define BENCH_MAX_SERVICES (250u * 400u)
 #define BENCH_MAX_BACKENDS 1000u
 
-void bench_flow_of(uint32_t i, uint32_t services, struct bench_flow *f);
-/* Backend b of a service: 203.0.113.(10 + b % 240), port 8000 + b / 240. */
-void bench_backend_of(uint32_t b, uint8_t addr[4], uint16_t *port);
+/*
+ * Flow i: client 198.51.100.(1 + i / 64000) or 2001:db8:c::(1 + i / 64000),
+ * port 1024 + i % 64000; to service i % services, whose VIP is
+ * 192.0.2.(1 + s / 400) or 2001:db8:a::(1 + s / 400), port 1024 + s % 400.
+ */
+void bench_flow_of(uint32_t i, uint32_t services, uint8_t family, struct bench_flow *f);
+/*
+ * Backend b of a service: 203.0.113.(10 + b % 240) or 2001:db8:f::(10 +
+ * b % 240), port 8000 + b / 240.
+ */
+void bench_backend_of(uint32_t b, uint8_t family, uint8_t addr[16], uint16_t *port);
 
 /* gen.c: the generator, run on the main lcore. */
 struct bench_gen;
@@ -98,6 +108,7 @@ struct bench_gen_conf {
 	struct rte_ether_addr dst_mac;	/* that port's MAC */
 	const struct sg_dp_ctx *ctx;	/* for flow ownership */
 	uint32_t services;
+	uint8_t family;			/* of the frames: 4 or 6 */
 };
 
 struct bench_gen *bench_gen_create(const struct bench_gen_conf *conf);

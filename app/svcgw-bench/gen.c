@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The traffic generator: 64-byte TCP frames (60 bytes and the FCS the wire
- * would add) with valid IPv4 and TCP checksums, written into fresh mbufs
- * and enqueued on the rings a ring-based port receives from. Each flow goes
- * to the queue of the worker that owns it, as RSS or the workers' own
- * steering would put it, so that what is measured is forwarding and not
- * hand-over. Runs on the main lcore.
+ * would add; IPv6 needs 78) with valid IP and TCP checksums, written into
+ * fresh mbufs and enqueued on the rings a ring-based port receives from.
+ * Each flow goes to the queue of the worker that owns it, as RSS or the
+ * workers' own steering would put it, so that what is measured is
+ * forwarding and not hand-over. Runs on the main lcore.
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -24,13 +24,10 @@
 #include "flow.h"
 #include "bench.h"
 
-#define FRAME_LEN 60	/* Ethernet + IPv4 + TCP, padded to the 60-byte minimum */
+/* Ethernet + IPv4 + TCP, padded to the 60-byte minimum; Ethernet + IPv6 + TCP. */
+#define FRAME_LEN_V4 60
+#define FRAME_LEN_V6 74
 #define CLIENT_PORTS 64000u
-
-/* One flow's frame, as the generator copies it: a cache line. */
-struct gen_frame {
-	uint8_t b[64];
-} __rte_cache_aligned;
 
 struct gen_queue {
 	uint32_t *order;	/* established flows this queue's worker owns, shuffled */
@@ -43,34 +40,54 @@ struct bench_gen {
 	struct bench_gen_conf conf;
 	struct gen_queue q[SG_DP_MAX_WORKERS];
 	uint32_t established;
-	/* Each established flow's ACK, built once: the window copies 64 bytes a packet. */
-	struct gen_frame *acks;
+	/*
+	 * Each established flow's ACK, built once: the window copies one
+	 * frame a packet. One cache line apart (IPv4), or two (IPv6).
+	 */
+	uint8_t *acks;
+	uint32_t frame_len;
+	uint32_t stride;
 	uint32_t next_new;	/* the next new flow's index */
 	uint32_t packets;	/* counts packets, for new_every */
 	uint64_t rng;
 	struct rte_ether_addr src_mac;
 };
 
+/* An address of a documentation network: v4 a.b.c.last, or 2001:db8:net6::last. */
+static void
+doc_addr(uint8_t family, uint8_t a[16], uint32_t net4, uint16_t net6, uint8_t last)
+{
+	memset(a, 0, 16);
+	if (family == 4) {
+		rte_be32_t v = rte_cpu_to_be_32(net4 | last);
+
+		memcpy(a, &v, 4);
+		return;
+	}
+	a[0] = 0x20;
+	a[1] = 0x01;
+	a[2] = 0x0d;
+	a[3] = 0xb8;
+	a[4] = (uint8_t)(net6 >> 8);
+	a[5] = (uint8_t)net6;
+	a[15] = last;
+}
+
 void
-bench_flow_of(uint32_t i, uint32_t services, struct bench_flow *f)
+bench_flow_of(uint32_t i, uint32_t services, uint8_t family, struct bench_flow *f)
 {
 	uint32_t s = i % services;
 
-	/* Clients 198.51.100.1-253, source ports 1024-65023. */
-	f->client = rte_cpu_to_be_32(0xc6336400u | (1 + i / CLIENT_PORTS));
+	doc_addr(family, f->client, 0xc6336400u, 0xc, (uint8_t)(1 + i / CLIENT_PORTS));
 	f->sport = rte_cpu_to_be_16((uint16_t)(1024 + i % CLIENT_PORTS));
-	/* Service s: VIP 192.0.2.1-250, port 1024-1423. */
-	f->vip = rte_cpu_to_be_32(0xc0000200u | (1 + s / 400));
+	doc_addr(family, f->vip, 0xc0000200u, 0xa, (uint8_t)(1 + s / 400));
 	f->dport = rte_cpu_to_be_16((uint16_t)(1024 + s % 400));
 }
 
 void
-bench_backend_of(uint32_t b, uint8_t addr[4], uint16_t *port)
+bench_backend_of(uint32_t b, uint8_t family, uint8_t addr[16], uint16_t *port)
 {
-	addr[0] = 203;
-	addr[1] = 0;
-	addr[2] = 113;
-	addr[3] = (uint8_t)(10 + b % 240);
+	doc_addr(family, addr, 0xcb007100u, 0xf, (uint8_t)(10 + b % 240));
 	*port = (uint16_t)(8000 + b / 240);
 }
 
@@ -87,13 +104,11 @@ static uint16_t
 owner_of(const struct bench_gen *g, uint32_t i)
 {
 	struct bench_flow f;
-	struct sg_flow_key k;
 
 	if (g->conf.queues == 1)
 		return 0;
-	bench_flow_of(i, g->conf.services, &f);
-	sg_flow_key_init(&k, SG_FLOW_V4, IPPROTO_TCP, &f.client, &f.vip, f.sport, f.dport);
-	return sg_dp_flow_owner(g->conf.ctx, &k);
+	bench_flow_of(i, g->conf.services, g->conf.family, &f);
+	return sg_dp_flow_owner(g->conf.ctx, g->conf.family, f.client, f.sport);
 }
 
 struct bench_gen *
@@ -102,7 +117,7 @@ bench_gen_create(const struct bench_gen_conf *conf)
 	struct bench_gen *g;
 
 	if (conf == NULL || conf->queues == 0 || conf->queues > SG_DP_MAX_WORKERS ||
-	    conf->services == 0) {
+	    conf->services == 0 || (conf->family != 4 && conf->family != 6)) {
 		errno = EINVAL;
 		return NULL;
 	}
@@ -112,6 +127,8 @@ bench_gen_create(const struct bench_gen_conf *conf)
 		return NULL;
 	}
 	g->conf = *conf;
+	g->frame_len = conf->family == 4 ? FRAME_LEN_V4 : FRAME_LEN_V6;
+	g->stride = RTE_ALIGN_CEIL(g->frame_len, RTE_CACHE_LINE_SIZE);
 	g->rng = 0x5eedbe4c4ull;
 	/* A locally administered unicast MAC for the clients' router. */
 	g->src_mac = (struct rte_ether_addr){ { 0x02, 0x00, 0x5e, 0x00, 0x53, 0x01 } };
@@ -129,29 +146,45 @@ bench_gen_free(struct bench_gen *g)
 	rte_free(g);
 }
 
-/* Flow i's frame with tcp_flags, FRAME_LEN bytes at p. */
+/* Flow i's frame with tcp_flags, g->frame_len bytes at p. */
 static void
 frame_write(const struct bench_gen *g, uint8_t *p, uint32_t i, uint8_t tcp_flags)
 {
 	struct rte_ether_hdr *eth = (struct rte_ether_hdr *)p;
 	struct rte_ipv4_hdr *ip = (struct rte_ipv4_hdr *)(eth + 1);
-	struct rte_tcp_hdr *tcp = (struct rte_tcp_hdr *)(ip + 1);
+	struct rte_ipv6_hdr *ip6 = (struct rte_ipv6_hdr *)(eth + 1);
+	struct rte_tcp_hdr *tcp;
 	struct bench_flow f;
 
-	bench_flow_of(i, g->conf.services, &f);
+	bench_flow_of(i, g->conf.services, g->conf.family, &f);
+	memset(p, 0, g->frame_len);
 	eth->dst_addr = g->conf.dst_mac;
 	eth->src_addr = g->src_mac;
-	eth->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4);
-	*ip = (struct rte_ipv4_hdr){
-		.version_ihl = RTE_IPV4_VHL_DEF,
-		.total_length = rte_cpu_to_be_16(sizeof(*ip) + sizeof(*tcp)),
-		.fragment_offset = rte_cpu_to_be_16(RTE_IPV4_HDR_DF_FLAG),
-		.time_to_live = 64,
-		.next_proto_id = IPPROTO_TCP,
-		.src_addr = f.client,
-		.dst_addr = f.vip,
-	};
-	ip->hdr_checksum = rte_ipv4_cksum(ip);
+	if (g->conf.family == 4) {
+		tcp = (struct rte_tcp_hdr *)(ip + 1);
+		eth->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4);
+		*ip = (struct rte_ipv4_hdr){
+			.version_ihl = RTE_IPV4_VHL_DEF,
+			.total_length = rte_cpu_to_be_16(sizeof(*ip) + sizeof(*tcp)),
+			.fragment_offset = rte_cpu_to_be_16(RTE_IPV4_HDR_DF_FLAG),
+			.time_to_live = 64,
+			.next_proto_id = IPPROTO_TCP,
+		};
+		memcpy(&ip->src_addr, f.client, 4);
+		memcpy(&ip->dst_addr, f.vip, 4);
+		ip->hdr_checksum = rte_ipv4_cksum(ip);
+	} else {
+		tcp = (struct rte_tcp_hdr *)(ip6 + 1);
+		eth->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV6);
+		*ip6 = (struct rte_ipv6_hdr){
+			.vtc_flow = rte_cpu_to_be_32(6u << 28),
+			.payload_len = rte_cpu_to_be_16(sizeof(*tcp)),
+			.proto = IPPROTO_TCP,
+			.hop_limits = 64,
+		};
+		memcpy(ip6->src_addr, f.client, 16);
+		memcpy(ip6->dst_addr, f.vip, 16);
+	}
 	*tcp = (struct rte_tcp_hdr){
 		.src_port = f.sport,
 		.dst_port = f.dport,
@@ -161,15 +194,15 @@ frame_write(const struct bench_gen *g, uint8_t *p, uint32_t i, uint8_t tcp_flags
 		.tcp_flags = tcp_flags,
 		.rx_win = rte_cpu_to_be_16(65535),
 	};
-	tcp->cksum = rte_ipv4_udptcp_cksum(ip, tcp);
-	memset(tcp + 1, 0, FRAME_LEN - (sizeof(*eth) + sizeof(*ip) + sizeof(*tcp)));
+	tcp->cksum = g->conf.family == 4 ? rte_ipv4_udptcp_cksum(ip, tcp) :
+					   rte_ipv6_udptcp_cksum(ip6, tcp);
 }
 
 static inline void
 mbuf_done(const struct bench_gen *g, struct rte_mbuf *m)
 {
-	m->data_len = FRAME_LEN;
-	m->pkt_len = FRAME_LEN;
+	m->data_len = (uint16_t)g->frame_len;
+	m->pkt_len = g->frame_len;
 	/* What a NIC's driver sets: the ring PMD leaves it to us. */
 	m->port = g->conf.port_id;
 }
@@ -184,7 +217,7 @@ frame(const struct bench_gen *g, struct rte_mbuf *m, uint32_t i, uint8_t tcp_fla
 static inline void
 frame_ack(const struct bench_gen *g, struct rte_mbuf *m, uint32_t i)
 {
-	rte_memcpy(rte_pktmbuf_mtod(m, uint8_t *), &g->acks[i], sizeof(g->acks[i]));
+	rte_memcpy(rte_pktmbuf_mtod(m, uint8_t *), g->acks + (size_t)i * g->stride, g->frame_len);
 	mbuf_done(g, m);
 }
 
@@ -222,11 +255,11 @@ bench_gen_flows(struct bench_gen *g, uint32_t n)
 			gq->order[j] = t;
 		}
 	}
-	g->acks = rte_malloc("bench_acks", sizeof(*g->acks) * (n ? n : 1), RTE_CACHE_LINE_SIZE);
+	g->acks = rte_malloc("bench_acks", (size_t)g->stride * (n ? n : 1), RTE_CACHE_LINE_SIZE);
 	if (g->acks == NULL)
 		return -ENOMEM;
 	for (uint32_t i = 0; i < n; i++)
-		frame_write(g, g->acks[i].b, i, RTE_TCP_ACK_FLAG);
+		frame_write(g, g->acks + (size_t)i * g->stride, i, RTE_TCP_ACK_FLAG);
 	g->established = n;
 	g->next_new = n;
 	return 0;

@@ -22,35 +22,53 @@
 #include <rte_errno.h>
 #include <rte_log.h>
 
+#include "svc.h"
 #include "bench.h"
 
+#define NAT SG_SVC_MODE_NAT
+#define DNAT SG_SVC_MODE_DNAT
+#define DSR SG_SVC_MODE_DSR_IPIP
+
 static const struct bench_scenario scenarios[] = {
-	{ "baseline", BENCH_BASELINE, 1000, 1, 10,
+	{ "baseline", BENCH_BASELINE, 1000, 1, 10, NAT, 4,
 	  "the same generator and sink, MAC swap only" },
-	{ "est-1k", BENCH_ESTABLISHED, 1000, 1, 10,
+	{ "est-1k", BENCH_ESTABLISHED, 1000, 1, 10, NAT, 4,
 	  "established TCP, 1k flows, 1 service x 10 backends" },
-	{ "est-100k", BENCH_ESTABLISHED, 100000, 100, 10,
+	{ "est-100k", BENCH_ESTABLISHED, 100000, 100, 10, NAT, 4,
 	  "established TCP, 100k flows, 100 services x 10 backends" },
-	{ "est-1m", BENCH_ESTABLISHED, 1000000, 10000, 100,
+	{ "est-1m", BENCH_ESTABLISHED, 1000000, 10000, 100, NAT, 4,
 	  "established TCP, 1M flows, 10k services x 100 backends" },
-	{ "svc-1", BENCH_ESTABLISHED, 100000, 1, 10,
+	{ "svc-1", BENCH_ESTABLISHED, 100000, 1, 10, NAT, 4,
 	  "established TCP, 100k flows, 1 service x 10 backends" },
-	{ "svc-100k", BENCH_ESTABLISHED, 100000, 100000, 10,
+	{ "svc-100k", BENCH_ESTABLISHED, 100000, 100000, 10, NAT, 4,
 	  "established TCP, 100k flows, 100k services x 10 backends" },
-	{ "be-1000", BENCH_ESTABLISHED, 100000, 10, 1000,
+	{ "be-1000", BENCH_ESTABLISHED, 100000, 10, 1000, NAT, 4,
 	  "established TCP, 100k flows, 10 services x 1000 backends" },
-	{ "syn-flood", BENCH_NEW, 0, 100, 10,
+	{ "dnat", BENCH_ESTABLISHED, 100000, 100, 10, DNAT, 4,
+	  "as est-100k in dnat mode" },
+	{ "dsr-ipip", BENCH_ESTABLISHED, 100000, 100, 10, DSR, 4,
+	  "as est-100k in dsr-ipip mode" },
+	{ "est-100k-v6", BENCH_ESTABLISHED, 100000, 100, 10, NAT, 6,
+	  "as est-100k over IPv6 (78-byte frames)" },
+	{ "dnat-v6", BENCH_ESTABLISHED, 100000, 100, 10, DNAT, 6,
+	  "as est-100k in dnat mode over IPv6" },
+	{ "dsr-ipip-v6", BENCH_ESTABLISHED, 100000, 100, 10, DSR, 6,
+	  "as est-100k in dsr-ipip mode over IPv6" },
+	{ "syn-flood", BENCH_NEW, 0, 100, 10, NAT, 4,
 	  "every packet a new flow (SYN), 100 services x 10 backends" },
-	{ "mixed", BENCH_MIXED, 100000, 100, 10,
+	{ "mixed", BENCH_MIXED, 100000, 100, 10, NAT, 4,
 	  "established TCP, 100k flows, and one packet in ten a new flow" },
 };
 
-/* --quick: each kind once, small and short: it runs and it forwards. */
+/* --quick: each kind, mode and family once, small and short: it runs and it forwards. */
 static const struct bench_scenario quick[] = {
-	{ "baseline", BENCH_BASELINE, 1000, 1, 10, "MAC swap only" },
-	{ "est-1k", BENCH_ESTABLISHED, 1000, 4, 10, "established TCP, 1k flows" },
-	{ "syn-flood", BENCH_NEW, 0, 4, 10, "every packet a new flow" },
-	{ "mixed", BENCH_MIXED, 1000, 4, 10, "established and new" },
+	{ "baseline", BENCH_BASELINE, 1000, 1, 10, NAT, 4, "MAC swap only" },
+	{ "est-1k", BENCH_ESTABLISHED, 1000, 4, 10, NAT, 4, "established TCP, 1k flows" },
+	{ "dnat", BENCH_ESTABLISHED, 1000, 4, 10, DNAT, 4, "dnat, 1k flows" },
+	{ "dsr-ipip", BENCH_ESTABLISHED, 1000, 4, 10, DSR, 4, "dsr-ipip, 1k flows" },
+	{ "est-1k-v6", BENCH_ESTABLISHED, 1000, 4, 10, NAT, 6, "IPv6, 1k flows" },
+	{ "syn-flood", BENCH_NEW, 0, 4, 10, NAT, 4, "every packet a new flow" },
+	{ "mixed", BENCH_MIXED, 1000, 4, 10, NAT, 4, "established and new" },
 };
 
 static void

@@ -131,17 +131,19 @@ write_conf(const char *path, const struct bench_scenario *sc, const struct bench
 	fprintf(f, " ];\n"
 		"ports = (\n"
 		"  { name = \"ext\"; device = \"%s\"; role = \"external\";\n"
-		"    address = \"198.51.100.254/24\"; },\n"
+		"    address = \"198.51.100.254/24\"; address6 = \"2001:db8:c::fe/64\"; },\n"
 		"  { name = \"int\"; device = \"%s,no-rx=1\"; role = \"internal\";\n"
-		"    address = \"203.0.113.1/24\"; }\n"
+		"    address = \"203.0.113.1/24\"; address6 = \"2001:db8:f::1/64\"; }\n"
 		");\n"
 		"snat_addresses = [", RING_PORT, NULL_PORT);
 	for (unsigned int i = 0; i < SNAT_ADDRS; i++)
-		fprintf(f, "%s\"203.0.113.%u\"", i ? ", " : " ", 2 + i);
+		fprintf(f, "%s\"203.0.113.%u\", \"2001:db8:f::%u\"", i ? ", " : " ", 2 + i,
+			2 + i);
 	fprintf(f, " ];\n"
-		"tables = { flows = %u; flows_v6 = 1024; services = %u; service_keys = %u;\n"
+		"tables = { flows = %u; flows_v6 = %u; services = %u; service_keys = %u;\n"
 		"           mbufs = 65535; };\n",
-		flow_capacity(sc, o), sc->services + 1, sc->services + 1);
+		flow_capacity(sc, o), sc->family == 6 ? flow_capacity(sc, o) : 1024,
+		sc->services + 1, sc->services + 1);
 	/*
 	 * New flows are SYNs that never complete: with the default 30 s they
 	 * would fill any table within seconds and the rest of the run would
@@ -165,9 +167,9 @@ publish_services(struct sg_app *a, const struct bench_scenario *sc)
 	for (uint32_t b = 0; b < sc->backends; b++) {
 		uint16_t port;
 
-		bench_backend_of(b, be[b].addr, &port);
+		bench_backend_of(b, sc->family, be[b].addr, &port);
 		be[b].port = rte_cpu_to_be_16(port);
-		be[b].family = 4;
+		be[b].family = sc->family;
 		be[b].state = SG_SVC_BE_READY | SG_SVC_BE_SERVING;
 		be[b].weight = 1;
 	}
@@ -178,7 +180,7 @@ publish_services(struct sg_app *a, const struct bench_scenario *sc)
 		struct sg_svc_conf c = {
 			.id = s + 1,
 			.name = name,
-			.mode = SG_SVC_MODE_NAT,
+			.mode = sc->mode,
 			.keys = &key,
 			.n_keys = 1,
 			.backends = be,
@@ -186,8 +188,15 @@ publish_services(struct sg_app *a, const struct bench_scenario *sc)
 		};
 
 		/* Flow s of the generator is a flow of service s. */
-		bench_flow_of(s, sc->services, &f);
-		sg_svc_key4(&key, f.vip, f.dport, IPPROTO_TCP);
+		bench_flow_of(s, sc->services, sc->family, &f);
+		if (sc->family == 4) {
+			rte_be32_t vip;
+
+			memcpy(&vip, f.vip, 4);
+			sg_svc_key4(&key, vip, f.dport, IPPROTO_TCP);
+		} else {
+			sg_svc_key6(&key, f.vip, f.dport, IPPROTO_TCP);
+		}
 		snprintf(name, sizeof(name), "bench/s%u:tcp", s);
 		rc = sg_svc_publish(a->svc, &c);
 	}
@@ -204,13 +213,16 @@ learn_backends(struct sg_app *a, const struct bench_scenario *sc)
 
 	for (uint32_t b = 0; b < n; b++) {
 		struct sg_neigh_learn l = { .flags = SG_NEIGH_L_MAC | SG_NEIGH_L_TO_US };
-		uint8_t addr[4];
+		uint8_t addr[16];
 		uint16_t port;
 		int rc;
 
-		bench_backend_of(b, addr, &port);
-		sg_neigh_key4(&l.key, pid, addr);
-		memcpy(l.mac, (uint8_t[]){ 0x02, 0x00, 0xcb, 0x00, 0x71, addr[3] }, 6);
+		bench_backend_of(b, sc->family, addr, &port);
+		if (sc->family == 4)
+			sg_neigh_key4(&l.key, pid, addr);
+		else
+			sg_neigh_key6(&l.key, pid, addr);
+		memcpy(l.mac, (uint8_t[]){ 0x02, 0x00, 0xcb, 0x00, 0x71, (uint8_t)(10 + b) }, 6);
 		rc = sg_neigh_learn(a->neigh, &l, app_now_ms(a));
 		if (rc != 0)
 			return rc;
@@ -474,6 +486,7 @@ bench_run(const struct bench_scenario *sc, const struct bench_opts *o, struct be
 		.dst_mac = a->ctx.ports[0].mac,
 		.ctx = &a->ctx,
 		.services = base ? 1 : sc->services,
+		.family = sc->family,
 	});
 	if (g == NULL || (rc = bench_gen_flows(g, sc->flows)) != 0) {
 		rc = rc ? rc : -ENOMEM;

@@ -148,6 +148,24 @@ flow_timeouts(const struct sg_conf_timeouts *t, uint32_t *ms)
 	ms[SG_FLOW_ICMP] = t->icmp * 1000;
 }
 
+/*
+ * IPv4 reassembly, per worker. A flood of fragments that never complete
+ * may hold at most a quarter of the mbufs (each datagram up to
+ * RTE_LIBRTE_IP_FRAG_MAX_FRAG of them), for at most FRAG_TIMEOUT_MS; a
+ * real datagram's fragments arrive within milliseconds of each other.
+ */
+#define FRAG_TIMEOUT_MS 2000
+#define FRAG_MAX_MIN 16u
+#define FRAG_MAX_MAX 4096u
+
+static uint32_t
+frag_max(uint32_t mbufs, uint16_t n_workers)
+{
+	uint32_t n = mbufs / (4u * RTE_LIBRTE_IP_FRAG_MAX_FRAG * n_workers);
+
+	return RTE_MIN(RTE_MAX(n, FRAG_MAX_MIN), FRAG_MAX_MAX);
+}
+
 static int
 workers_create(struct sg_app *a)
 {
@@ -170,6 +188,8 @@ workers_create(struct sg_app *a)
 		};
 		char name[SG_FLOW_NAMESIZE];
 
+		wc.frag_max = frag_max(c->tables.mbufs, a->ctx.n_workers);
+		wc.frag_timeout_ms = FRAG_TIMEOUT_MS;
 		snprintf(name, sizeof(name), "sg_flows%u", i);
 		wc.flows.name = name;
 		flow_timeouts(&c->timeouts, wc.flows.timeout_ms);
@@ -201,6 +221,7 @@ app_tables_init(struct sg_app *a)
 	a->tsc_per_ms = rte_get_tsc_hz() / 1000;
 	a->ctx.snat_port_min = (uint16_t)c->snat_ports.min;
 	a->ctx.snat_port_max = (uint16_t)c->snat_ports.max;
+	a->ctx.gue_port = rte_cpu_to_be_16((uint16_t)c->gue_port);
 	a->ctx.qsbr = rte_zmalloc("sg_qsbr", qsize, RTE_CACHE_LINE_SIZE);
 	if (a->ctx.qsbr == NULL || rte_rcu_qsbr_init(a->ctx.qsbr, a->ctx.n_workers) != 0)
 		return -ENOMEM;

@@ -52,6 +52,13 @@ prefix_mask(unsigned int len)
 	return len == 0 ? 0 : rte_cpu_to_be_32(~0u << (32 - len));
 }
 
+static void
+prefix_mask6(unsigned int len, uint8_t mask[16])
+{
+	for (unsigned int i = 0; i < 16; i++, len = len > 8 ? len - 8 : 0)
+		mask[i] = len >= 8 ? 0xff : (uint8_t)(0xff00 >> len);
+}
+
 static int
 port_init(struct sg_app *a, unsigned int idx)
 {
@@ -136,12 +143,17 @@ port_init(struct sg_app *a, unsigned int idx)
 	dp->mask4 = prefix_mask(cp->address.len);
 	if (cp->gateway.family == SG_CONF_V4)
 		memcpy(&dp->gw4, cp->gateway.addr, 4);
-	dp->steer = nq > 1 && ec.rxmode.mq_mode != RTE_ETH_MQ_RX_RSS;
+	if (cp->address6.family == SG_CONF_V6) {
+		dp->has6 = 1;
+		memcpy(dp->addr6, cp->address6.addr, 16);
+		prefix_mask6(cp->address6.len, dp->mask6);
+	}
+	if (cp->gateway6.family == SG_CONF_V6)
+		memcpy(dp->gw6, cp->gateway6.addr, 16);
 	a->ctx.port_index[pid] = (uint8_t)idx;
 	SG_LOG(svcgw, INFO, "port %s: %s, " RTE_ETHER_ADDR_PRT_FMT ", %u queue pair(s)%s",
 	       cp->name, name, RTE_ETHER_ADDR_BYTES(&dp->mac), nq,
-	       ec.rxmode.mq_mode == RTE_ETH_MQ_RX_RSS ? ", RSS" :
-	       dp->steer ? ", no RSS: flows steered by hash" : "");
+	       ec.rxmode.mq_mode == RTE_ETH_MQ_RX_RSS ? ", RSS" : "");
 	return 0;
 }
 

@@ -24,9 +24,9 @@
  * logged once; between two Kubernetes services the first one served keeps
  * the key. So does a static service that finds the table full: Kubernetes
  * services are withdrawn to make room. Parked services are tried again
- * whenever something is withdrawn. A service the data path cannot forward
- * (check_forwardable()) is refused: an error for the file, a log line and
- * a skip for Kubernetes.
+ * whenever something is withdrawn. A service that cannot be served as it
+ * is (k8s_local_mode(), or beyond what an entry holds) is refused: an
+ * error for the file, a log line and a skip for Kubernetes.
  *
  * Owned addresses are reference-counted by what needs them (node
  * addresses and SNAT addresses by the file, each VIP by every service
@@ -89,7 +89,6 @@ struct unit {
 	uint8_t origin;			/* enum unit_origin */
 	uint8_t state;			/* enum unit_state */
 	uint8_t parked;			/* on the parked list */
-	uint8_t v6_noted;		/* the unserved IPv6 half was logged */
 	struct rec **recs;
 	uint32_t n_recs;
 	uint32_t cap_recs;
@@ -237,77 +236,23 @@ desc_of_k8s(const struct sg_k8s_service *s, struct desc *d)
 }
 
 /*
- * Where the data path cannot follow a service yet: only IPv4 nat is
- * forwarded, externalTrafficPolicy Local needs the client address kept
- * (dnat), and ClientIP affinity is not implemented. Refused rather than
- * silently ignored; *what says which rule (an index of refusals[]).
+ * externalTrafficPolicy Local keeps the client address, which nat cannot:
+ * a Kubernetes service that takes nat from default_mode is forwarded as
+ * dnat instead (the file's services are settled so by lib/conf). One whose
+ * annotation asks for nat cannot be served; false then, with why written.
  */
-enum refusal {
-	REFUSE_NONE = 0,
-	REFUSE_MODE,
-	REFUSE_LOCAL,
-	REFUSE_AFFINITY,
-	REFUSE_V6,
-};
-
-static enum refusal
-check_forwardable(const struct desc *d)
+static bool
+k8s_local_mode(const struct sg_k8s_service *s, struct desc *d, char *why, size_t whylen)
 {
-	if (d->mode != SG_CONF_MODE_NAT)
-		return REFUSE_MODE;
-	if (d->local)
-		return REFUSE_LOCAL;
-	if (d->affinity)
-		return REFUSE_AFFINITY;
-	if (d->families & SG_CONF_FAM_V6)
-		return REFUSE_V6;
-	return REFUSE_NONE;
-}
-
-/* The file's words for a refusal: "SETTING: why", SETTING after "services.[i]". */
-static void
-refusal_conf(enum refusal r, const struct desc *d, char *buf, size_t size)
-{
-	switch (r) {
-	case REFUSE_MODE:
-		snprintf(buf, size, ".mode: %s: this svcgw forwards nat only",
-			 sg_conf_mode_name(d->mode));
-		break;
-	case REFUSE_LOCAL:
-		snprintf(buf, size, ".external_traffic_policy: Local keeps the client address, "
-			 "which nat cannot; this svcgw forwards nat only");
-		break;
-	case REFUSE_AFFINITY:
-		snprintf(buf, size, ".session_affinity: ClientIP is not forwarded by this svcgw "
-			 "yet");
-		break;
-	default:
-		snprintf(buf, size, ": IPv6 is not forwarded by this svcgw yet (IPv4 only)");
-		break;
+	if (!d->local || d->mode != SG_CONF_MODE_NAT)
+		return true;
+	if (s->flags & SG_K8S_SVC_MODE_DEFAULT) {
+		d->mode = SG_CONF_MODE_DNAT;
+		return true;
 	}
-}
-
-/* Kubernetes' words for the same. */
-static void
-refusal_k8s(enum refusal r, const struct sg_k8s_service *s, char *buf, size_t size)
-{
-	switch (r) {
-	case REFUSE_MODE:
-		snprintf(buf, size, "mode %s (%s): this svcgw forwards nat only",
-			 sg_conf_mode_name(s->mode), s->flags & SG_K8S_SVC_MODE_DEFAULT ?
-			 "default_mode" : "annotation svcgw.io/mode");
-		break;
-	case REFUSE_LOCAL:
-		snprintf(buf, size, "externalTrafficPolicy Local keeps the client address, which "
-			 "nat cannot; this svcgw forwards nat only");
-		break;
-	case REFUSE_AFFINITY:
-		snprintf(buf, size, "sessionAffinity ClientIP is not forwarded by this svcgw yet");
-		break;
-	default:
-		snprintf(buf, size, "IPv6 is not forwarded by this svcgw yet (IPv4 only)");
-		break;
-	}
+	snprintf(why, whylen, "externalTrafficPolicy Local keeps the client address, which "
+		 "mode nat (annotation svcgw.io/mode) cannot");
+	return false;
 }
 
 /* ---- compiling ---------------------------------------------------------- */
@@ -588,7 +533,7 @@ static int
 compile_all(const struct sg_conf *c, struct compiled_set *cs, char *err, size_t errlen)
 {
 	struct desc_port ports[SG_CONF_MAX_SVC_PORTS];
-	uint32_t n_snat4 = 0;
+	uint32_t n_snat[2] = { 0, 0 };
 	struct desc d;
 	int rc = 0;
 
@@ -596,17 +541,9 @@ compile_all(const struct sg_conf *c, struct compiled_set *cs, char *err, size_t 
 	memset(cs, 0, sizeof(*cs));
 	for (uint32_t i = 0; i < c->n_services && rc == 0; i++) {
 		const struct sg_conf_service *s = &c->services[i];
-		enum refusal r;
 		char why[WHY_MAX];
 
 		desc_of_conf(s, &d, ports);
-		r = check_forwardable(&d);
-		if (r != REFUSE_NONE) {
-			refusal_conf(r, &d, why, sizeof(why));
-			snprintf(err, errlen, "%s:%u: services.[%u]%s", c->path, s->line, i, why);
-			rc = -ENOTSUP;
-			break;
-		}
 		rc = compile_desc(c, &d, i, NULL, cs, why, sizeof(why));
 		if (rc != 0)
 			snprintf(err, errlen, "%s:%u: services.[%u]: %s", c->path, s->line, i, why);
@@ -616,10 +553,10 @@ compile_all(const struct sg_conf *c, struct compiled_set *cs, char *err, size_t 
 		return rc;
 	}
 	for (uint32_t i = 0; i < c->n_snat_addrs; i++)
-		n_snat4 += c->snat_addrs[i].family == SG_CONF_V4;
-	if (n_snat4 > SG_DP_MAX_SNAT)
-		snprintf(err, errlen, "%s: snat_addresses: %u IPv4 addresses, at most %u are used",
-			 c->path, n_snat4, SG_DP_MAX_SNAT);
+		n_snat[c->snat_addrs[i].family == SG_CONF_V6]++;
+	if (n_snat[0] > SG_DP_MAX_SNAT || n_snat[1] > SG_DP_MAX_SNAT)
+		snprintf(err, errlen, "%s: snat_addresses: at most %u of each family are used",
+			 c->path, SG_DP_MAX_SNAT);
 	else if (cs->n > c->tables.services)
 		snprintf(err, errlen,
 			 "%s: tables.services: %u service entries (one per port, family and, with "
@@ -1278,7 +1215,6 @@ k8s_evaluate(struct sg_app *a, const struct sg_conf *c, struct unit *u)
 	struct compiled_set *cs = s->scratch;
 	const struct unit *holder = NULL;
 	uint32_t changed = 0;
-	enum refusal r;
 	char why[WHY_MAX];
 	struct desc d;
 	int rc;
@@ -1293,17 +1229,7 @@ k8s_evaluate(struct sg_app *a, const struct sg_conf *c, struct unit *u)
 		k8s_skip(a, u, UNIT_PARKED, "out of memory");
 		return;
 	}
-	/* A dual-stack service is served on its IPv4 half, as a single-stack proxy does. */
-	if ((d.families & SG_CONF_FAM_V4) && (d.families & SG_CONF_FAM_V6)) {
-		d.families = SG_CONF_FAM_V4;
-		if (!u->v6_noted)
-			SG_LOG(k8s, WARNING, "service %s: dual-stack: served on IPv4 only (IPv6 is "
-			       "not forwarded by this svcgw yet)", u->key);
-		u->v6_noted = 1;
-	}
-	r = check_forwardable(&d);
-	if (r != REFUSE_NONE) {
-		refusal_k8s(r, ks, why, sizeof(why));
+	if (!k8s_local_mode(ks, &d, why, sizeof(why))) {
 		k8s_skip(a, u, UNIT_REFUSED, why);
 		goto out;
 	}
@@ -1624,9 +1550,14 @@ snat_apply(struct sg_app *a, const struct sg_conf *c)
 
 	if (n == NULL)
 		return -ENOMEM;
-	for (uint32_t i = 0; i < c->n_snat_addrs && n->n4 < SG_DP_MAX_SNAT; i++)
-		if (c->snat_addrs[i].family == SG_CONF_V4)
-			memcpy(&n->addr4[n->n4++], c->snat_addrs[i].addr, 4);
+	for (uint32_t i = 0; i < c->n_snat_addrs; i++) {
+		const struct sg_conf_addr *sa = &c->snat_addrs[i];
+
+		if (sa->family == SG_CONF_V4 && n->n4 < SG_DP_MAX_SNAT)
+			memcpy(&n->addr4[n->n4++], sa->addr, 4);
+		else if (sa->family == SG_CONF_V6 && n->n6 < SG_DP_MAX_SNAT)
+			memcpy(n->addr6[n->n6++], sa->addr, 16);
+	}
 	if (old != NULL && memcmp(old, n, sizeof(*n)) == 0) {
 		rte_free(n);
 		return 0;

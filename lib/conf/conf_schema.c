@@ -289,11 +289,18 @@ check_service(struct conf_ctx *ctx, const config_setting_t *gs, void *base, unsi
 	if (m == NULL)
 		s->affinity_timeout = s->affinity ? AFFINITY_TIMEOUT_DEFAULT : 0;
 
-	/* Local keeps the client's address (DESIGN.md, Modes): never SNAT. */
-	if (s->local && s->mode == SG_CONF_MODE_NAT)
-		return conf_err(ctx, conf_member(gs, "external_traffic_policy"),
-				"\"Local\" keeps the client address, which mode nat replaces "
-				"(use dnat or a dsr mode)");
+	/*
+	 * Local keeps the client's address (DESIGN.md, Modes): never SNAT. With
+	 * nat only as the default, the service is forwarded as dnat, as
+	 * Kubernetes users expect; a service that asks for nat is wrong.
+	 */
+	if (s->local && s->mode == SG_CONF_MODE_NAT) {
+		if (conf_member(gs, "mode") != NULL)
+			return conf_err(ctx, conf_member(gs, "external_traffic_policy"),
+					"\"Local\" keeps the client address, which mode nat "
+					"replaces (use dnat or a dsr mode)");
+		s->mode = SG_CONF_MODE_DNAT;
+	}
 
 	for (uint32_t i = 0; i < s->n_source_ranges; i++)
 		n_src[s->source_ranges[i].family == SG_CONF_V6]++;

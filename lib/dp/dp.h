@@ -11,12 +11,13 @@
  * address and neighbour tables, which change under RCU.
  *
  * Every packet of a flow must reach the one worker that owns the flow (no
- * shared flow table, no lock). Client packets do when the port's RSS keeps
- * a flow on one queue; on ports without RSS the workers steer them by flow
- * hash (sg_dp_port.steer). NAT replies: each worker takes SNAT source
- * ports p with p % n_workers == its index, so the owner of a reply is its
- * destination port modulo n_workers. A packet that reaches another worker
- * is handed to its owner's ring.
+ * shared flow table, no lock). A flow belongs to the worker its client's
+ * address and port hash to (sg_dp_flow_owner()): client packets carry them
+ * as their source, replies in dnat mode as their destination. NAT replies carry the
+ * SNAT address instead, so each worker takes SNAT source ports p with
+ * p % n_workers == its index and the owner of a reply is its destination
+ * port modulo n_workers. A packet that reaches another worker is handed to
+ * its owner's ring, one burst per owner.
  *
  * Not here: EAL, port and lcore setup, the control thread (app/svcgw);
  * header parsing and rewriting (lib/pkt); the tables (lib/svc, lib/flow,
@@ -54,24 +55,23 @@ struct sg_svc_table;
 struct sg_dp_port {
 	uint16_t port_id;	/* DPDK port */
 	uint8_t roles;		/* SG_DP_ROLE_* */
+	uint8_t has6;		/* addr6 and mask6 are set */
 	struct rte_ether_addr mac;
 	rte_be32_t addr4;	/* the port's own IPv4 address */
 	rte_be32_t mask4;	/* its prefix as a mask */
 	rte_be32_t gw4;		/* default router, 0 if none */
-	uint16_t mtu;
-	/*
-	 * The port does not spread flows over the workers' queues itself
-	 * (no RSS: af_packet fanout may roll a flow over to another socket
-	 * when one is busy), so the workers steer: a flow belongs to worker
-	 * flow_hash % n_workers, and the others hand its packets over.
-	 */
-	bool steer;
+	uint16_t mtu;		/* of IP datagrams */
+	uint8_t addr6[16];	/* the port's own IPv6 address */
+	uint8_t mask6[16];	/* its prefix as a mask */
+	uint8_t gw6[16];	/* IPv6 default router, all zero if none */
 };
 
 /* SNAT source addresses; immutable once published in sg_dp_ctx.snat. */
 struct sg_dp_snat {
 	uint8_t n4;
+	uint8_t n6;
 	rte_be32_t addr4[SG_DP_MAX_SNAT];
+	uint8_t addr6[SG_DP_MAX_SNAT][16];
 };
 
 /* Shared by all workers; read-only once they run. */
@@ -90,6 +90,8 @@ struct sg_dp_ctx {
 	/* The SNAT source port range the workers share. */
 	uint16_t snat_port_min;
 	uint16_t snat_port_max;
+	/* UDP destination port of dsr-gue encapsulation, network order. */
+	rte_be16_t gue_port;
 	/* Per worker: packets other workers hand over (MP/SC). */
 	struct rte_ring *handoff[SG_DP_MAX_WORKERS];
 	/* Per worker: frames the control thread wants sent (SP/SC). */
@@ -106,6 +108,13 @@ struct sg_dp_worker_conf {
 	unsigned int qsbr_id;	/* its thread id on ctx->qsbr */
 	int socket_id;
 	struct sg_flow_conf flows;
+	/*
+	 * IPv4 datagrams being reassembled at once, at most; 0 drops every
+	 * fragment. Each holds up to RTE_LIBRTE_IP_FRAG_MAX_FRAG receive
+	 * mbufs until it is complete or frag_timeout_ms have passed.
+	 */
+	uint32_t frag_max;
+	uint32_t frag_timeout_ms;
 };
 
 struct sg_dp_worker;
@@ -181,17 +190,20 @@ const struct sg_dp_sample *sg_dp_sample_ready(struct sg_dp_worker *w);
 void sg_dp_sample_release(struct sg_dp_worker *w);
 
 /*
- * The worker that owns a client flow arriving on a port without RSS
- * (sg_dp_port.steer): its flow hash modulo the number of workers.
+ * The worker that owns the flow of a client's address and port: CRC32c of
+ * the address (family 4 or 6, 4 or 16 bytes) seeded with the port (network
+ * order), modulo the number of workers.
  */
-uint16_t sg_dp_flow_owner(const struct sg_dp_ctx *ctx, const struct sg_flow_key *key);
+uint16_t sg_dp_flow_owner(const struct sg_dp_ctx *ctx, uint8_t family, const void *client,
+			  rte_be16_t port);
 
 /*
- * The port index and next hop for an IPv4 destination: on-link if inside
- * a port's prefix (ports with `prefer` roles first), else that port's
- * default router. Returns the port index, or -1 when no port reaches it.
+ * The port index and next hop for a destination of family 4 or 6: on-link
+ * if inside a port's prefix (ports with `prefer` roles first), else a
+ * port's default router of that family. Returns the port index, or -1 when
+ * no port reaches it.
  */
-int sg_dp_route4(const struct sg_dp_ctx *ctx, rte_be32_t dst, uint8_t prefer,
-		 rte_be32_t *next_hop);
+int sg_dp_route(const struct sg_dp_ctx *ctx, uint8_t family, const void *dst, uint8_t prefer,
+		union sg_pkt_addr *next_hop);
 
 #endif /* SG_DP_H */

@@ -2,7 +2,7 @@
 /*
  * The worker's side of lib/neigh: answering ARP and NDP for owned
  * addresses, passing what they teach to the control thread, owned-address
- * checks, next-hop MACs, and ICMPv6 echo. IPv6 forwarding is not here yet.
+ * checks and next-hop MACs, for both families.
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -14,9 +14,6 @@
 
 #include "neigh.h"
 #include "dp_private.h"
-
-#define ICMP6_NS 135
-#define ICMP6_NA 136
 
 static uint16_t
 port_id(const struct sg_dp_worker *w, uint8_t port)
@@ -61,60 +58,29 @@ dp_neigh_input(struct sg_dp_worker *w, struct rte_mbuf *m, const struct sg_pkt_i
 	dp_tx(w, in_port, m);
 }
 
-void
-dp_ip6_input(struct sg_dp_worker *w, struct rte_mbuf *m, const struct sg_pkt_info *pi,
-	     uint8_t in_port)
-{
-	const struct rte_ipv6_hdr *ip =
-		(const struct rte_ipv6_hdr *)(rte_pktmbuf_mtod(m, uint8_t *) + pi->l3_off);
-	struct sg_neigh_key k;
-
-	if (!(pi->flags & SG_PKT_F_L4) || pi->l4_proto != IPPROTO_ICMPV6) {
-		DP_COUNT(w, drop_not_ours);
-		rte_pktmbuf_free(m);
-		return;
-	}
-	if (pi->icmp_type == ICMP6_NS || pi->icmp_type == ICMP6_NA) {
-		dp_neigh_input(w, m, pi, in_port);
-		return;
-	}
-	sg_neigh_key6(&k, port_id(w, in_port), ip->dst_addr);
-	if ((pi->flags & SG_PKT_F_ECHO_REQ) && sg_neigh_owned(w->ctx->neigh, &k) != 0) {
-		sg_dp_reply_echo(m, pi, &w->ctx->ports[in_port].mac);
-		DP_COUNT(w, echo_reply);
-		dp_tx(w, in_port, m);
-		return;
-	}
-	DP_COUNT(w, drop_not_ours);
-	rte_pktmbuf_free(m);
-}
-
-bool
-dp_is_owned4(const struct sg_dp_worker *w, uint8_t in_port, rte_be32_t addr)
+uint8_t
+dp_owned(const struct sg_dp_worker *w, uint8_t in_port, uint8_t family, const void *addr)
 {
 	struct sg_neigh_key k;
 
-	sg_neigh_key4(&k, port_id(w, in_port), &addr);
-	return sg_neigh_owned(w->ctx->neigh, &k) != 0;
-}
-
-bool
-dp_is_node_addr4(const struct sg_dp_worker *w, uint8_t in_port, rte_be32_t addr)
-{
-	struct sg_neigh_key k;
-
-	sg_neigh_key4(&k, port_id(w, in_port), &addr);
-	return (sg_neigh_owned(w->ctx->neigh, &k) & SG_NEIGH_ADDR_NODE) != 0;
+	if (family == 4)
+		sg_neigh_key4(&k, port_id(w, in_port), addr);
+	else
+		sg_neigh_key6(&k, port_id(w, in_port), addr);
+	return sg_neigh_owned(w->ctx->neigh, &k);
 }
 
 int
-dp_neigh_mac4(const struct sg_dp_worker *w, uint8_t port, rte_be32_t nh,
-	      struct rte_ether_addr *mac)
+dp_neigh_mac(const struct sg_dp_worker *w, uint8_t port, uint8_t family, const void *nh,
+	     struct rte_ether_addr *mac)
 {
 	struct sg_neigh_key k;
 	uint64_t word;
 
-	sg_neigh_key4(&k, port_id(w, port), &nh);
+	if (family == 4)
+		sg_neigh_key4(&k, port_id(w, port), nh);
+	else
+		sg_neigh_key6(&k, port_id(w, port), nh);
 	word = sg_neigh_lookup(w->ctx->neigh, &k);
 	if (sg_likely(sg_neigh_word_usable(word))) {
 		sg_neigh_word_mac(word, mac->addr_bytes);

@@ -1,16 +1,29 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* lib/dp internals shared by its files; nothing here is exported. */
+/*
+ * lib/dp internals shared by its files; nothing here is exported.
+ *
+ *   dp_worker.c  the poll loop, classification, flow lookups, dispatch
+ *   dp_modes.c   new flows and translation per forwarding mode
+ *   dp_egress.c  routes, the next-hop cache, transmit queues
+ *   dp_frag.c    IPv4 reassembly, and fragmentation on the way out
+ *   dp_reply.c   answers built in the received mbuf (echo, RST, ICMP errors)
+ *   dp_neigh.c   ARP and NDP, owned addresses, next-hop MACs
+ */
 #ifndef SG_DP_PRIVATE_H
 #define SG_DP_PRIVATE_H
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <rte_common.h>
 #include <rte_ether.h>
+#include <rte_ip_frag.h>
+#include <rte_mbuf.h>
 
 #include "sg_common.h"
 #include "pkt.h"
+#include "svc.h"
 #include "dp.h"
 
 /* Frames queued per port before a transmit burst is forced. */
@@ -31,6 +44,8 @@
  */
 #define DP_REPLY_RATE 1000
 #define DP_REPLY_BURST 100
+/* TTL / hop limit of the outer header of DSR encapsulation. */
+#define DP_ENCAP_TTL 64
 
 /*
  * The worker's memory of where a destination goes: its egress port and the
@@ -43,7 +58,8 @@
 
 struct dp_nh_entry {
 	uint64_t gen;
-	rte_be32_t dst;
+	union sg_pkt_addr dst;
+	uint8_t family;
 	uint8_t prefer;	/* the role asked for: part of the key */
 	uint8_t port;
 	struct rte_ether_addr mac;
@@ -71,12 +87,20 @@ struct sg_dp_worker {
 	uint64_t sweep_last_ms;
 	const struct sg_dp_snat *snat; /* this burst's SNAT addresses */
 	uint64_t nh_gen;	/* lib/neigh's generation at the start of this burst */
+	uint16_t svc_epoch;	/* sg_svc_serving_epoch() then, as flows keep it */
+	/* The smallest MTU toward the pods ([SG_FLOW_DIR_FWD]) and the clients. */
+	uint16_t mtu_out[2];
 	/* Local replies' token bucket: tokens and when it was last filled. */
 	uint32_t reply_tokens;
 	uint64_t reply_last_ms;
 	struct dp_txq txq[SG_DP_MAX_PORTS];
 	struct dp_nh_entry nh_cache[DP_NH_CACHE];
 	struct dp_handoff handoff[SG_DP_MAX_WORKERS];
+	/* dp_frag.c: reassembly (frag_tbl NULL when off) and its pools. */
+	struct rte_ip_frag_tbl *frag_tbl;
+	struct rte_mempool *frag_linear_pool;
+	struct rte_mempool *frag_out_pool;
+	struct rte_ip_frag_death_row frag_dr;
 	struct sg_dp_stats stats;
 	struct sg_neigh_rx_stats neigh_rx;
 	struct sg_dp_sample sample;
@@ -84,39 +108,215 @@ struct sg_dp_worker {
 
 #define DP_COUNT(w, name) ((w)->stats.c[SG_DP_C_##name]++)
 
+static inline uint8_t *
+dp_frame(struct rte_mbuf *m)
+{
+	return rte_pktmbuf_mtod(m, uint8_t *);
+}
+
+static inline void
+dp_drop(struct sg_dp_worker *w, struct rte_mbuf *m, enum sg_dp_counter c)
+{
+	w->stats.c[c]++;
+	rte_pktmbuf_free(m);
+}
+
+/* The port a packet came in on (mbuf->port is the DPDK port id). */
+static inline uint8_t
+dp_in_port(const struct sg_dp_worker *w, const struct rte_mbuf *m)
+{
+	return w->ctx->port_index[m->port];
+}
+
+/* Address bytes of a family: 4 or 16. */
+static inline uint32_t
+dp_addr_len(uint8_t family)
+{
+	return family == 6 ? 16 : 4;
+}
+
+/* Source and destination addresses of the IP header pi describes. */
+static inline const uint8_t *
+dp_ip_src(struct rte_mbuf *m, const struct sg_pkt_info *pi)
+{
+	return dp_frame(m) + pi->l3_off + (pi->l3 == SG_PKT_L3_IPV4 ? 12 : 8);
+}
+
+static inline const uint8_t *
+dp_ip_dst(struct rte_mbuf *m, const struct sg_pkt_info *pi)
+{
+	return dp_frame(m) + pi->l3_off + (pi->l3 == SG_PKT_L3_IPV4 ? 16 : 24);
+}
+
+static inline uint8_t
+dp_family(const struct sg_pkt_info *pi)
+{
+	return pi->l3 == SG_PKT_L3_IPV4 ? 4 : 6;
+}
+
+/* dp_worker.c: the flow hash Maglev places new flows with. */
+uint32_t dp_flow_hash(const struct sg_flow_key *k);
+
+/* dp_modes.c: per-worker state of the modes (the SNAT port cursor). */
+void dp_modes_init(struct sg_dp_worker *w);
+/* dp_modes.c: a new flow of service e for the packet (misses only), or stateless. */
+void dp_flow_new(struct sg_dp_worker *w, struct rte_mbuf *m, const struct sg_pkt_info *pi,
+		 const struct sg_flow_key *key, const struct sg_svc_entry *e, bool via_any,
+		 uint64_t now);
+/* dp_modes.c: a packet of a known flow, in direction dir, on its way. */
+void dp_forward(struct sg_dp_worker *w, struct rte_mbuf *m, const struct sg_pkt_info *pi,
+		struct sg_flow *f, unsigned int dir, uint64_t now);
 /*
- * dp_reply.c: local answers built in the received mbuf, to the MAC the
- * packet came from, from port_mac.
+ * dp_modes.c: a client's packet of a flow made under another serving epoch
+ * (sg_svc_serving_epoch()): a UDP flow whose backend stopped serving is
+ * replaced by a new one, any other goes on as dp_forward().
  */
+void dp_forward_recheck(struct sg_dp_worker *w, struct rte_mbuf *m, const struct sg_pkt_info *pi,
+			const struct sg_flow_key *key, struct sg_flow *f, uint64_t now);
+/*
+ * dp_modes.c: an ICMP error quoting a packet of flow f, which it follows in
+ * direction dir: translated like the flow's packets (outer and quoted
+ * headers) or, for DSR, sent to the backend unchanged.
+ */
+void dp_icmp_error_forward(struct sg_dp_worker *w, struct rte_mbuf *m,
+			   const struct sg_pkt_info *pi, struct sg_flow *f, unsigned int dir,
+			   uint64_t now);
+/*
+ * dp_modes.c: an ICMP error about no known flow, key its flow's, e the
+ * service its destination names (or NULL): a DSR service's goes to the
+ * backend Maglev gives the flow, anything else is dropped.
+ */
+void dp_icmp_error_stateless(struct sg_dp_worker *w, struct rte_mbuf *m,
+			     const struct sg_pkt_info *pi, const struct sg_flow_key *key,
+			     const struct sg_svc_entry *e, uint64_t now);
+/* dp_modes.c: SNAT addresses of this burst. */
+bool dp_is_snat(const struct sg_dp_snat *sn, uint8_t family, const void *addr);
+
+/* dp_frag.c: reassembly table and pools of the worker (sg_dp_worker_create()). */
+int dp_frag_init(struct sg_dp_worker *w, const struct sg_dp_worker_conf *conf);
+void dp_frag_free(struct sg_dp_worker *w);
+/* dp_frag.c: drop datagrams left incomplete too long (once a millisecond). */
+void dp_frag_expire(struct sg_dp_worker *w);
+/* dp_frag.c: free what the reassembly refused or replaced (once a burst). */
+void dp_frag_flush(struct sg_dp_worker *w);
+/*
+ * dp_frag.c: take an IPv4 fragment pi describes. Returns the whole
+ * datagram, one linear packet with *pi its parse, once its last fragment
+ * is in; else NULL (the fragment is kept, or dropped and counted).
+ */
+struct rte_mbuf *dp_frag_reassemble(struct sg_dp_worker *w, struct rte_mbuf *m,
+				    struct sg_pkt_info *pi);
+/*
+ * dp_frag.c: cut the IPv4 packet in m (one segment, Ethernet header of
+ * l3_off bytes) into fragments of at most mtu bytes of IP, each behind a
+ * copy of the Ethernet header, in out[0..n_out). m is consumed. Returns
+ * how many, or a negative errno with the packet dropped and counted.
+ */
+int dp_fragment4(struct sg_dp_worker *w, struct rte_mbuf *m, uint32_t l3_off, uint32_t mtu,
+		 struct rte_mbuf **out, unsigned int n_out);
+/* dp_frag.c: most fragments dp_fragment4() makes of one packet. */
+#define DP_FRAG_OUT_MAX 128
+
+/* dp_egress.c: w->mtu_out from the ports, once a burst. */
+void dp_egress_mtus(struct sg_dp_worker *w);
+/* dp_egress.c: send port's queued frames now. */
+void dp_txq_flush(struct sg_dp_worker *w, uint8_t port);
+/* dp_egress.c: dp_tx_fit() of a frame above the MTU. */
+void dp_tx_too_big(struct sg_dp_worker *w, uint8_t port, struct rte_mbuf *m);
+
+/* Queue a frame on a port; a full queue is sent at once. */
+static inline void
+dp_tx(struct sg_dp_worker *w, uint8_t port, struct rte_mbuf *m)
+{
+	struct dp_txq *q = &w->txq[port];
+
+	q->pkts[q->n++] = m;
+	if (sg_unlikely(q->n == DP_TXQ_LEN))
+		dp_txq_flush(w, port);
+}
+
+/*
+ * dp_tx() of a frame that may exceed the port's MTU: an IPv4 packet
+ * without DF is fragmented, anything else too big dropped and counted.
+ */
+static inline void
+dp_tx_fit(struct sg_dp_worker *w, uint8_t port, struct rte_mbuf *m)
+{
+	if (sg_likely(rte_pktmbuf_pkt_len(m) <= RTE_ETHER_HDR_LEN + (uint32_t)w->ctx->ports[port].mtu))
+		dp_tx(w, port, m);
+	else
+		dp_tx_too_big(w, port, m);
+}
+/*
+ * Send the IP packet in m (its Ethernet header in place) toward dst of
+ * family: egress port and next hop by route and the next-hop cache, MACs
+ * written. Without a MAC yet the packet waits at the control thread.
+ */
+void dp_egress(struct sg_dp_worker *w, struct rte_mbuf *m, uint8_t family, const void *dst,
+	       uint8_t prefer);
+/*
+ * As dp_egress() for dsr-l2: the packet goes to dst's own MAC on the port
+ * whose prefix holds dst, unchanged; dst off-link is dropped and counted.
+ */
+void dp_egress_l2(struct sg_dp_worker *w, struct rte_mbuf *m, uint8_t family, const void *dst);
+/* Decrement the TTL or hop limit as a router (RFC 1812 §5.3.1); false: it ran out. */
+static inline bool
+dp_hop(struct rte_mbuf *m, const struct sg_pkt_info *pi)
+{
+	uint8_t *l3 = dp_frame(m) + pi->l3_off;
+	uint16_t old, new, csum;
+
+	if (pi->l3 == SG_PKT_L3_IPV6) {
+		if (sg_unlikely(l3[7] <= 1))
+			return false;
+		l3[7]--;
+		return true;
+	}
+	if (sg_unlikely(l3[8] <= 1))
+		return false;
+	memcpy(&old, l3 + 8, 2);	/* TTL and protocol: one 16-bit word */
+	l3[8]--;
+	memcpy(&new, l3 + 8, 2);
+	memcpy(&csum, l3 + 10, 2);
+	csum = sg_csum_update16(csum, old, new);	/* RFC 1624 eqn. 3 */
+	memcpy(l3 + 10, &csum, 2);
+	return true;
+}
+
+/* dp_reply.c: local answers built in the received mbuf, back out of its port. */
 int sg_dp_reply_echo(struct rte_mbuf *m, const struct sg_pkt_info *pi,
 		     const struct rte_ether_addr *port_mac);
 int sg_dp_reply_tcp_rst(struct rte_mbuf *m, const struct sg_pkt_info *pi,
 			const struct rte_ether_addr *port_mac);
-int sg_dp_reply_port_unreach(struct rte_mbuf *m, const struct sg_pkt_info *pi,
-			     const struct rte_ether_addr *port_mac);
+/* ICMP(v6) errors the gateway itself sends about the packet in m. */
+enum dp_icmp_error {
+	DP_ICMP_PORT_UNREACH,	/* no usable endpoint (kube-proxy's REJECT) */
+	DP_ICMP_TOO_BIG,	/* fragmentation needed / packet too big */
+};
+int sg_dp_reply_icmp_error(struct rte_mbuf *m, const struct sg_pkt_info *pi,
+			   const struct rte_ether_addr *port_mac, enum dp_icmp_error kind,
+			   uint32_t mtu);
+/*
+ * Answer the packet with a RST (TCP) or an ICMP error, if the source may be
+ * answered and the rate limit allows; else drop it. Counted either way.
+ */
+void dp_refuse(struct sg_dp_worker *w, struct rte_mbuf *m, const struct sg_pkt_info *pi,
+	       enum dp_icmp_error kind, uint32_t mtu, uint64_t now);
 
 /*
  * dp_neigh.c: the address tables as the worker needs them. ARP and NDP
- * frames are answered or passed to the control thread there; IPv6 has no
- * forwarding path yet, only neighbour discovery and echo.
+ * frames are answered or passed to the control thread there.
  */
 void dp_neigh_input(struct sg_dp_worker *w, struct rte_mbuf *m, const struct sg_pkt_info *pi,
 		    uint8_t in_port);
-void dp_ip6_input(struct sg_dp_worker *w, struct rte_mbuf *m, const struct sg_pkt_info *pi,
-		  uint8_t in_port);
-/* Whether addr is ours on port in_port (port, node, VIP or SNAT address). */
-bool dp_is_owned4(const struct sg_dp_worker *w, uint8_t in_port, rte_be32_t addr);
-/* Whether addr, received on in_port, is a node address NodePorts are served on. */
-bool dp_is_node_addr4(const struct sg_dp_worker *w, uint8_t in_port, rte_be32_t addr);
+/* lib/neigh's flags (SG_NEIGH_ADDR_*) of addr on port in_port, 0 if not ours. */
+uint8_t dp_owned(const struct sg_dp_worker *w, uint8_t in_port, uint8_t family, const void *addr);
 /*
  * The MAC of next hop nh on port index `port`: 0, -ENOENT when not known
  * yet (the control thread resolves it), -EHOSTUNREACH when resolution
  * failed lately.
  */
-int dp_neigh_mac4(const struct sg_dp_worker *w, uint8_t port, rte_be32_t nh,
-		  struct rte_ether_addr *mac);
-
-/* dp_worker.c: queue a finished frame on port index `port`. */
-void dp_tx(struct sg_dp_worker *w, uint8_t port, struct rte_mbuf *m);
+int dp_neigh_mac(const struct sg_dp_worker *w, uint8_t port, uint8_t family, const void *nh,
+		 struct rte_ether_addr *mac);
 
 #endif /* SG_DP_PRIVATE_H */

@@ -3,8 +3,10 @@
  * Answers the gateway sends itself, built in the mbuf that provoked them:
  * ICMP echo replies for owned addresses, the TCP RST and the ICMP port
  * unreachable that refuse a service with no usable endpoint (kube-proxy's
- * REJECT). They go back out of the port they came in on, to the MAC they
- * came from, so they need no route and no neighbour lookup.
+ * REJECT), and "fragmentation needed" / "packet too big" for a packet that
+ * encapsulation would take over the MTU. They go back out of the port they
+ * came in on, to the MAC they came from, so they need no route and no
+ * neighbour lookup.
  *
  * Not here: ARP and NDP answers (lib/neigh), forwarding (dp_worker.c).
  */
@@ -30,6 +32,8 @@
 #define ICMP6_ERROR_MAX 1280
 #define ICMP4_DEST_UNREACH 3
 #define ICMP4_PORT_UNREACH 3
+#define ICMP4_FRAG_NEEDED 4
+#define ICMP6_PACKET_TOO_BIG 2
 #define ICMP6_DEST_UNREACH 1
 #define ICMP6_PORT_UNREACH 4
 #define ICMP6_ECHO_REQUEST 128
@@ -175,14 +179,20 @@ sg_dp_reply_tcp_rst(struct rte_mbuf *m, const struct sg_pkt_info *pi,
 }
 
 /*
- * Destination unreachable, port unreachable: ICMP type 3 code 3 (RFC 792)
- * or ICMPv6 type 1 code 4 (RFC 4443 §3.1), quoting as much of the packet as
- * fits the size limits. The new IP and ICMP headers go in front of the
- * quote, so the frame grows into the mbuf's headroom.
+ * An ICMP or ICMPv6 error about the packet in m, from its destination back
+ * to its source, quoting as much of it as fits the size limits:
+ *  - port unreachable: ICMP type 3 code 3 (RFC 792), ICMPv6 type 1 code 4
+ *    (RFC 4443 §3.1);
+ *  - too big: "fragmentation needed and DF set", type 3 code 4 with the
+ *    next-hop MTU in bytes 6-7 (RFC 1191 §4), or ICMPv6 "packet too big",
+ *    type 2 with the MTU in bytes 4-7 (RFC 4443 §3.2).
+ * The new IP and ICMP headers go in front of the quote, so the frame grows
+ * into the mbuf's headroom.
  */
 int
-sg_dp_reply_port_unreach(struct rte_mbuf *m, const struct sg_pkt_info *pi,
-			 const struct rte_ether_addr *port_mac)
+sg_dp_reply_icmp_error(struct rte_mbuf *m, const struct sg_pkt_info *pi,
+		       const struct rte_ether_addr *port_mac, enum dp_icmp_error kind,
+		       uint32_t mtu)
 {
 	bool v4 = pi->l3 == SG_PKT_L3_IPV4;
 	uint32_t hdrs = v4 ? sizeof(struct rte_ipv4_hdr) + 8 : sizeof(struct rte_ipv6_hdr) + 8;
@@ -226,7 +236,13 @@ sg_dp_reply_port_unreach(struct rte_mbuf *m, const struct sg_pkt_info *pi,
 		memcpy(&ip->dst_addr, src, 4);
 		ip->hdr_checksum = rte_ipv4_cksum(ip);
 		icmp[0] = ICMP4_DEST_UNREACH;
-		icmp[1] = ICMP4_PORT_UNREACH;
+		if (kind == DP_ICMP_TOO_BIG) {
+			icmp[1] = ICMP4_FRAG_NEEDED;
+			icmp[6] = (uint8_t)(mtu >> 8);
+			icmp[7] = (uint8_t)mtu;
+		} else {
+			icmp[1] = ICMP4_PORT_UNREACH;
+		}
 		((struct rte_icmp_hdr *)icmp)->icmp_cksum = (uint16_t)~rte_raw_cksum(icmp, icmp_len);
 	} else {
 		struct rte_ipv6_hdr *ip = (struct rte_ipv6_hdr *)l3;
@@ -237,9 +253,91 @@ sg_dp_reply_port_unreach(struct rte_mbuf *m, const struct sg_pkt_info *pi,
 		ip->hop_limits = REPLY_TTL;
 		memcpy(ip->src_addr, dst, 16);
 		memcpy(ip->dst_addr, src, 16);
-		icmp[0] = ICMP6_DEST_UNREACH;
-		icmp[1] = ICMP6_PORT_UNREACH;
+		if (kind == DP_ICMP_TOO_BIG) {
+			icmp[0] = ICMP6_PACKET_TOO_BIG;
+			icmp[4] = (uint8_t)(mtu >> 24);
+			icmp[5] = (uint8_t)(mtu >> 16);
+			icmp[6] = (uint8_t)(mtu >> 8);
+			icmp[7] = (uint8_t)mtu;
+		} else {
+			icmp[0] = ICMP6_DEST_UNREACH;
+			icmp[1] = ICMP6_PORT_UNREACH;
+		}
 		((struct rte_icmp_hdr *)icmp)->icmp_cksum = rte_ipv6_udptcp_cksum(ip, icmp);
 	}
 	return 0;
+}
+
+/*
+ * Whether the packet may get an answer: never an ICMP error, nor one from a
+ * source that cannot have sent it (RFC 1122 §3.2.2 and RFC 4443 §2.4 (e):
+ * unspecified, loopback, multicast, broadcast), and at most DP_REPLY_RATE a
+ * second.
+ */
+static bool
+reply_allowed(struct sg_dp_worker *w, struct rte_mbuf *m, const struct sg_pkt_info *pi,
+	      uint64_t now)
+{
+	const uint8_t *src = dp_ip_src(m, pi);
+	uint64_t refill;
+
+	/* RFC 1122 §3.2.2 and RFC 4443 §2.4 (e): no error about an error. */
+	if (pi->flags & SG_PKT_F_ICMP_ERROR)
+		return false;
+	if (pi->l3 == SG_PKT_L3_IPV4) {
+		if (src[0] == 0 || src[0] == 127 || src[0] >= 224)
+			return false;
+	} else {
+		static const uint8_t unspec[16], loop[16] = { [15] = 1 };
+
+		if (src[0] == 0xff || memcmp(src, unspec, 16) == 0 || memcmp(src, loop, 16) == 0)
+			return false;
+	}
+	refill = (now - w->reply_last_ms) * DP_REPLY_RATE / 1000;
+	if (refill > 0) {
+		w->reply_tokens = (uint32_t)RTE_MIN(w->reply_tokens + refill, DP_REPLY_BURST);
+		w->reply_last_ms = now;
+	}
+	if (w->reply_tokens == 0)
+		return false;
+	w->reply_tokens--;
+	return true;
+}
+
+void
+dp_refuse(struct sg_dp_worker *w, struct rte_mbuf *m, const struct sg_pkt_info *pi,
+	  enum dp_icmp_error kind, uint32_t mtu, uint64_t now)
+{
+	uint8_t in_port = dp_in_port(w, m);
+	const struct rte_ether_addr *mac = &w->ctx->ports[in_port].mac;
+	enum sg_dp_counter sent;
+	int rc;
+
+	/*
+	 * RFC 793 §3.4: a RST is never answered. Refused before the rate
+	 * limit takes a token: else a flood of RSTs to a service without
+	 * endpoints spends the RSTs and unreachables owed to everyone else.
+	 */
+	if (kind == DP_ICMP_PORT_UNREACH && pi->l4_proto == IPPROTO_TCP &&
+	    (dp_frame(m)[pi->l4_off + 13] & RTE_TCP_RST_FLAG)) {
+		dp_drop(w, m, SG_DP_C_drop_reply_limited);
+		return;
+	}
+	if (!reply_allowed(w, m, pi, now)) {
+		dp_drop(w, m, SG_DP_C_drop_reply_limited);
+		return;
+	}
+	if (kind == DP_ICMP_PORT_UNREACH && pi->l4_proto == IPPROTO_TCP) {
+		rc = sg_dp_reply_tcp_rst(m, pi, mac);
+		sent = SG_DP_C_rst_sent;
+	} else {
+		rc = sg_dp_reply_icmp_error(m, pi, mac, kind, mtu);
+		sent = kind == DP_ICMP_TOO_BIG ? SG_DP_C_too_big_sent : SG_DP_C_unreach_sent;
+	}
+	if (rc != 0) {
+		dp_drop(w, m, SG_DP_C_drop_reply_fail);
+		return;
+	}
+	w->stats.c[sent]++;
+	dp_tx(w, in_port, m);
 }

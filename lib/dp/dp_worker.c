@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * The worker loop and the forwarding decision for IPv4: classify, find the
- * packet's flow (or its service and make one), translate, pick the egress
- * port and next hop, queue for transmission. Local answers are in
- * dp_reply.c, ARP and the address tables in dp_neigh.c.
+ * The worker loop: receive, classify (parse, answer what is ours, hand a
+ * packet to the worker owning its flow), find each packet's flow in bulk,
+ * look the misses' services up in bulk, then forward (dp_modes.c) and
+ * transmit (dp_egress.c). Also the worker's life: creation, counters,
+ * samples for telemetry, the expiry sweep.
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -20,17 +21,19 @@
 #include <rte_mbuf.h>
 #include <rte_rcu_qsbr.h>
 #include <rte_ring.h>
-#include <rte_tcp.h>
 
 #include "flow.h"
 #include "pkt.h"
 #include "svc.h"
 #include "dp_private.h"
 
+#define ICMP6_NS 135
+#define ICMP6_NA 136
+
 /* What classify() did with a packet. */
 enum verdict {
 	V_DONE,		/* answered, handed over or dropped: nothing left to do */
-	V_FLOW,		/* an IPv4 TCP/UDP/SCTP packet for the flow table */
+	V_FLOW,		/* a TCP/UDP/SCTP packet for the flow table */
 };
 
 static const char *const counter_names[] = {
@@ -62,412 +65,17 @@ sg_dp_counter_help(unsigned int c)
  * NIC's RSS hash: every gateway must compute the same value for a flow, so
  * that ECMP across gateways keeps it on one pod (DESIGN.md, Maglev).
  */
-static inline uint32_t
-flow_hash(const struct sg_flow_key *k)
+uint32_t
+dp_flow_hash(const struct sg_flow_key *k)
 {
 	return rte_hash_crc(k, sizeof(*k), 0);
 }
 
 uint16_t
-sg_dp_flow_owner(const struct sg_dp_ctx *ctx, const struct sg_flow_key *key)
+sg_dp_flow_owner(const struct sg_dp_ctx *ctx, uint8_t family, const void *client,
+		 rte_be16_t port)
 {
-	return (uint16_t)(flow_hash(key) % ctx->n_workers);
-}
-
-static inline void
-drop(struct sg_dp_worker *w, struct rte_mbuf *m, enum sg_dp_counter c)
-{
-	w->stats.c[c]++;
-	rte_pktmbuf_free(m);
-}
-
-static inline uint8_t *
-frame_of(struct rte_mbuf *m)
-{
-	return rte_pktmbuf_mtod(m, uint8_t *);
-}
-
-static inline const struct rte_ipv4_hdr *
-ip4_of(struct rte_mbuf *m, const struct sg_pkt_info *pi)
-{
-	return (const struct rte_ipv4_hdr *)(frame_of(m) + pi->l3_off);
-}
-
-int
-sg_dp_route4(const struct sg_dp_ctx *ctx, rte_be32_t dst, uint8_t prefer, rte_be32_t *next_hop)
-{
-	int gw_any = -1, gw_pref = -1, link_any = -1;
-
-	for (unsigned int i = 0; i < ctx->n_ports; i++) {
-		const struct sg_dp_port *p = &ctx->ports[i];
-
-		if (((dst ^ p->addr4) & p->mask4) == 0) {
-			if (p->roles & prefer) {
-				*next_hop = dst;
-				return (int)i;
-			}
-			if (link_any < 0)
-				link_any = (int)i;
-		}
-		if (p->gw4 != 0) {
-			if (gw_pref < 0 && (p->roles & prefer))
-				gw_pref = (int)i;
-			if (gw_any < 0)
-				gw_any = (int)i;
-		}
-	}
-	if (link_any >= 0) {
-		*next_hop = dst;
-		return link_any;
-	}
-	if (gw_pref < 0)
-		gw_pref = gw_any;
-	if (gw_pref >= 0)
-		*next_hop = ctx->ports[gw_pref].gw4;
-	return gw_pref;
-}
-
-void
-dp_tx(struct sg_dp_worker *w, uint8_t port, struct rte_mbuf *m)
-{
-	struct dp_txq *q = &w->txq[port];
-
-	q->pkts[q->n++] = m;
-	if (q->n == DP_TXQ_LEN) {
-		uint16_t sent = rte_eth_tx_burst(w->ctx->ports[port].port_id, w->index,
-						 q->pkts, q->n);
-
-		w->stats.c[SG_DP_C_tx] += sent;
-		for (uint16_t i = sent; i < q->n; i++)
-			drop(w, q->pkts[i], SG_DP_C_drop_tx_full);
-		q->n = 0;
-	}
-}
-
-void
-sg_dp_worker_flush(struct sg_dp_worker *w)
-{
-	for (unsigned int p = 0; p < w->ctx->n_ports; p++) {
-		struct dp_txq *q = &w->txq[p];
-		uint16_t sent;
-
-		if (q->n == 0)
-			continue;
-		sent = rte_eth_tx_burst(w->ctx->ports[p].port_id, w->index, q->pkts, q->n);
-		w->stats.c[SG_DP_C_tx] += sent;
-		for (uint16_t i = sent; i < q->n; i++)
-			drop(w, q->pkts[i], SG_DP_C_drop_tx_full);
-		q->n = 0;
-	}
-}
-
-/*
- * Send a translated IPv4 packet toward dst: egress port and next hop by
- * sg_dp_route4(), the next hop's MAC from the neighbour table. Without a
- * MAC yet the packet waits at the control thread, which resolves it and
- * sends it on (lib/neigh holds a few per neighbour) after writing the
- * destination MAC: the source MAC is ours from here on.
- */
-static void
-egress4(struct sg_dp_worker *w, struct rte_mbuf *m, rte_be32_t dst, uint8_t prefer)
-{
-	const struct sg_dp_ctx *ctx = w->ctx;
-	/* Fibonacci hashing of the address: the top bits of a multiplication. */
-	struct dp_nh_entry *e = &w->nh_cache[(rte_be_to_cpu_32(dst) * 2654435761u) >>
-					     (32 - __builtin_ctz(DP_NH_CACHE))];
-	struct rte_ether_addr mac;
-	rte_be32_t nh;
-	int port, rc;
-
-	if (sg_likely(e->gen == w->nh_gen && e->dst == dst && e->prefer == prefer)) {
-		sg_pkt_eth_set_macs(frame_of(m), e->mac.addr_bytes,
-				    ctx->ports[e->port].mac.addr_bytes);
-		dp_tx(w, e->port, m);
-		return;
-	}
-	port = sg_dp_route4(ctx, dst, prefer, &nh);
-	if (sg_unlikely(port < 0)) {
-		drop(w, m, SG_DP_C_drop_no_route);
-		return;
-	}
-	sg_pkt_eth_set_macs(frame_of(m), NULL, ctx->ports[port].mac.addr_bytes);
-	rc = dp_neigh_mac4(w, (uint8_t)port, nh, &mac);
-	if (sg_unlikely(rc != 0)) {
-		struct sg_neigh_miss miss = { .m = m };
-
-		if (rc == -EHOSTUNREACH) {
-			drop(w, m, SG_DP_C_drop_neigh_failed);
-			return;
-		}
-		sg_neigh_key4(&miss.key, ctx->ports[port].port_id, &nh);
-		if (rte_ring_mp_enqueue_elem(ctx->neigh_miss, &miss, sizeof(miss)) != 0) {
-			drop(w, m, SG_DP_C_drop_ctl_full);
-			return;
-		}
-		DP_COUNT(w, neigh_wait);
-		return;
-	}
-	*e = (struct dp_nh_entry){
-		.gen = w->nh_gen, .dst = dst, .prefer = prefer, .port = (uint8_t)port, .mac = mac,
-	};
-	sg_pkt_eth_set_macs(frame_of(m), mac.addr_bytes, NULL);
-	dp_tx(w, (uint8_t)port, m);
-}
-
-/*
- * A router decrements the TTL and drops what would reach 0 (RFC 1812
- * §5.3.1), so a routing loop through the gateway dies out. The header
- * checksum follows incrementally (RFC 1624 eqn. 3). false: drop it.
- */
-static bool
-ttl_decrement(struct rte_mbuf *m, const struct sg_pkt_info *pi)
-{
-	struct rte_ipv4_hdr *ip = (struct rte_ipv4_hdr *)(frame_of(m) + pi->l3_off);
-	uint16_t old, new;
-
-	if (sg_unlikely(ip->time_to_live <= 1))
-		return false;
-	memcpy(&old, &ip->time_to_live, 2);	/* TTL and protocol: one 16-bit word */
-	ip->time_to_live--;
-	memcpy(&new, &ip->time_to_live, 2);
-	ip->hdr_checksum = sg_csum_update16(ip->hdr_checksum, old, new);
-	return true;
-}
-
-/*
- * Translate a packet of a known flow in direction dir and send it on.
- * Client packets come in on external ports and replies on internal ones
- * (a one-arm port is both); anything else is a spoofed or misrouted
- * packet that must not be translated into a flow.
- */
-static void
-forward(struct sg_dp_worker *w, struct rte_mbuf *m, const struct sg_pkt_info *pi,
-	struct sg_flow *f, unsigned int dir, uint64_t now)
-{
-	uint8_t in_role = w->ctx->ports[w->ctx->port_index[m->port]].roles;
-	uint8_t to_role = dir == SG_FLOW_DIR_FWD ? SG_DP_ROLE_INTERNAL : SG_DP_ROLE_EXTERNAL;
-	struct sg_flow_xlate x;
-	rte_be32_t dst;
-
-	/* Client packets come in on external ports, replies on internal ones. */
-	if (sg_unlikely(!(in_role & (SG_DP_ROLE_EXTERNAL | SG_DP_ROLE_INTERNAL) & ~to_role) &&
-			in_role != (SG_DP_ROLE_EXTERNAL | SG_DP_ROLE_INTERNAL))) {
-		drop(w, m, SG_DP_C_drop_wrong_side);
-		return;
-	}
-	if (sg_unlikely(!ttl_decrement(m, pi))) {
-		drop(w, m, SG_DP_C_drop_ttl);
-		return;
-	}
-	if (pi->l4_proto == IPPROTO_TCP)
-		sg_flow_tcp_seen(f, dir, frame_of(m)[pi->l4_off + 13], now);
-	else
-		sg_flow_touch(f, dir, now);
-
-	sg_flow_xlate(f, dir, &x);
-	if (sg_likely(sg_pkt_nat4_fast_ok(pi))) {
-		sg_pkt_nat4_fast(frame_of(m), pi, x.src, x.sport, x.dst, x.dport);
-	} else {
-		struct sg_pkt_nat nat = {
-			.flags = SG_PKT_NAT_SRC | SG_PKT_NAT_DST,
-			.sport = x.sport,
-			.dport = x.dport,
-		};
-
-		memcpy(nat.src.a8, x.src, 4);
-		memcpy(nat.dst.a8, x.dst, 4);
-		if (sg_unlikely(sg_pkt_nat(frame_of(m), pi, &nat) != 0)) {
-			drop(w, m, SG_DP_C_drop_xlate);
-			return;
-		}
-	}
-	w->stats.c[dir == SG_FLOW_DIR_FWD ? SG_DP_C_fwd : SG_DP_C_rev]++;
-	memcpy(&dst, x.dst, 4);
-	egress4(w, m, dst, to_role);
-}
-
-/*
- * Whether a RST or an ICMP error may go to src now: never to a source
- * that cannot have sent the packet (RFC 1122 §3.2.2: broadcast, multicast,
- * "this network", loopback), and at most DP_REPLY_RATE a second.
- */
-static bool
-reply_allowed(struct sg_dp_worker *w, rte_be32_t src, uint64_t now)
-{
-	uint32_t a = rte_be_to_cpu_32(src);
-	uint64_t refill;
-
-	if ((a >> 24) == 0 || (a >> 24) == 127 || (a >> 28) >= 0xe)
-		return false;
-	refill = (now - w->reply_last_ms) * DP_REPLY_RATE / 1000;
-	if (refill > 0) {
-		w->reply_tokens = (uint32_t)RTE_MIN(w->reply_tokens + refill, DP_REPLY_BURST);
-		w->reply_last_ms = now;
-	}
-	if (w->reply_tokens == 0)
-		return false;
-	w->reply_tokens--;
-	return true;
-}
-
-/*
- * A service without a usable endpoint refuses the connection at once, as
- * kube-proxy's REJECT does: a TCP RST, an ICMP port unreachable otherwise.
- */
-static void
-refuse(struct sg_dp_worker *w, struct rte_mbuf *m, const struct sg_pkt_info *pi,
-       rte_be32_t src, uint64_t now)
-{
-	uint8_t in_port = w->ctx->port_index[m->port];
-	const struct rte_ether_addr *mac = &w->ctx->ports[in_port].mac;
-	int rc;
-
-	if (!reply_allowed(w, src, now)) {
-		drop(w, m, SG_DP_C_drop_reply_limited);
-		return;
-	}
-	if (pi->l4_proto == IPPROTO_TCP) {
-		rc = sg_dp_reply_tcp_rst(m, pi, mac);
-		if (rc == 0)
-			DP_COUNT(w, rst_sent);
-	} else {
-		rc = sg_dp_reply_port_unreach(m, pi, mac);
-		if (rc == 0)
-			DP_COUNT(w, unreach_sent);
-	}
-	if (rc != 0) {
-		drop(w, m, SG_DP_C_drop_reply_fail);
-		return;
-	}
-	dp_tx(w, in_port, m);
-}
-
-static uint32_t
-snat_first_port(const struct sg_dp_worker *w)
-{
-	uint32_t min = w->ctx->snat_port_min, n = w->n_workers;
-
-	return min + (w->index + n - min % n) % n;
-}
-
-/* The next SNAT port of this worker: p % n_workers == index, round robin. */
-static uint16_t
-snat_port_next(struct sg_dp_worker *w)
-{
-	uint32_t p = w->snat_next;
-
-	w->snat_next += w->n_workers;
-	if (w->snat_next > w->ctx->snat_port_max)
-		w->snat_next = snat_first_port(w);
-	return (uint16_t)p;
-}
-
-/*
- * A new NAT flow: the reply tuple is (backend -> SNAT address:port), with a
- * port this worker owns, so replies can find it. A port whose reply tuple
- * is taken shows up as -EEXIST from the insert, and the next one is tried.
- */
-static struct sg_flow *
-nat_flow_create(struct sg_dp_worker *w, const struct sg_flow_key *fwd,
-		const struct sg_svc_entry *e, uint16_t b, uint32_t hash, uint64_t now,
-		uint8_t *dir)
-{
-	const struct sg_svc_backend *be = &e->backends[b];
-	const struct sg_dp_snat *sn = w->snat;
-	struct sg_flow_key rev;
-	struct sg_flow *f;
-	rte_be32_t snat;
-
-	*dir = SG_FLOW_DIR_FWD;
-	if (sg_unlikely(sn->n4 == 0)) {
-		DP_COUNT(w, drop_snat_ports);
-		return NULL;
-	}
-	snat = sn->addr4[hash % sn->n4];
-	for (unsigned int t = 0; t < DP_SNAT_TRIES; t++) {
-		rte_be16_t port = rte_cpu_to_be_16(snat_port_next(w));
-		int rc;
-
-		sg_flow_key_init(&rev, SG_FLOW_V4, fwd->proto, be->addr, &snat, be->port, port);
-		rc = sg_flow_insert(w->flows, fwd, &rev, e->id, b, e->mode, now, &f);
-		if (rc == 0) {
-			DP_COUNT(w, flow_new);
-			return f;
-		}
-		if (rc == -ENOSPC || rc == -EAGAIN) {
-			w->stats.c[rc == -ENOSPC ? SG_DP_C_drop_flow_full : SG_DP_C_drop_flow_rate]++;
-			return NULL;
-		}
-		/* -EEXIST: a second packet of a flow created earlier in this burst? */
-		f = sg_flow_lookup(w->flows, fwd, now, dir);
-		if (f != NULL)
-			return f;
-	}
-	DP_COUNT(w, drop_snat_ports);
-	return NULL;
-}
-
-/*
- * First packet of a flow to service entry e. Flows start from clients,
- * on external ports: a backend's stray reply to a SNAT address that is
- * also a node address must not open a NodePort flow.
- */
-static void
-flow_new(struct sg_dp_worker *w, struct rte_mbuf *m, const struct sg_pkt_info *pi,
-	 const struct sg_flow_key *key, const struct sg_svc_entry *e, bool via_any, uint64_t now)
-{
-	uint8_t in_port = w->ctx->port_index[m->port];
-	uint32_t hash = flow_hash(key);
-	rte_be32_t src, dst;
-	struct sg_flow *f;
-	uint16_t b;
-	uint8_t dir;
-
-	memcpy(&src, key->src, 4);
-	memcpy(&dst, key->dst, 4);
-	if (sg_unlikely(!(w->ctx->ports[in_port].roles & SG_DP_ROLE_EXTERNAL))) {
-		drop(w, m, SG_DP_C_drop_wrong_side);
-		return;
-	}
-	if (via_any && !dp_is_node_addr4(w, in_port, dst)) {
-		drop(w, m, SG_DP_C_drop_nodeport_addr);
-		return;
-	}
-	if (!sg_svc_src_allowed4(e, src)) {
-		drop(w, m, SG_DP_C_drop_src_range);
-		return;
-	}
-	b = sg_svc_backend_for_hash(e, hash);
-	if (b == 0) {
-		refuse(w, m, pi, src, now);
-		return;
-	}
-	/*
-	 * A NAT flow starts with a SYN: for a segment in the middle of a
-	 * connection we no longer track, a new SNAT port would only earn a
-	 * RST from the backend.
-	 */
-	if (pi->l4_proto == IPPROTO_TCP &&
-	    (frame_of(m)[pi->l4_off + 13] & (RTE_TCP_SYN_FLAG | RTE_TCP_ACK_FLAG)) !=
-		    RTE_TCP_SYN_FLAG) {
-		drop(w, m, SG_DP_C_drop_tcp_midstream);
-		return;
-	}
-	f = nat_flow_create(w, key, e, b, hash, now, &dir);
-	if (f == NULL) {
-		rte_pktmbuf_free(m);
-		return;
-	}
-	forward(w, m, pi, f, dir, now);
-}
-
-static bool
-is_snat4(const struct sg_dp_snat *sn, rte_be32_t a)
-{
-	for (unsigned int i = 0; i < sn->n4; i++)
-		if (sn->addr4[i] == a)
-			return true;
-	return false;
+	return (uint16_t)(rte_hash_crc(client, dp_addr_len(family), port) % ctx->n_workers);
 }
 
 /* Keep a packet for worker `owner`; sent at the end of the burst (handoff_flush). */
@@ -492,9 +100,35 @@ handoff_flush(struct sg_dp_worker *w)
 		sent = rte_ring_mp_enqueue_burst(w->ctx->handoff[o], (void **)h->pkts, h->n, NULL);
 		w->stats.c[SG_DP_C_handoff_out] += sent;
 		for (unsigned int i = sent; i < h->n; i++)
-			drop(w, h->pkts[i], SG_DP_C_drop_handoff_full);
+			dp_drop(w, h->pkts[i], SG_DP_C_drop_handoff_full);
 		h->n = 0;
 	}
+}
+
+/*
+ * The worker owning the flow of key (as it would be looked up): a reply
+ * to a SNAT address by its port; otherwise by the client's address and
+ * port, which are the source of a client's packet and the destination of a
+ * backend's reply. On a one-arm port, only the destination tells the two
+ * apart: an address of ours is a client's target.
+ */
+static uint16_t
+owner_of(const struct sg_dp_worker *w, const struct sg_flow_key *key, uint8_t in_port)
+{
+	uint8_t roles = w->ctx->ports[in_port].roles;
+	bool reply;
+
+	if (dp_is_snat(w->snat, key->family, key->dst))
+		return rte_be_to_cpu_16(key->dport) % w->n_workers;
+	if (roles == SG_DP_ROLE_INTERNAL)
+		reply = true;
+	else if (roles == SG_DP_ROLE_EXTERNAL)
+		reply = false;
+	else
+		reply = dp_owned(w, in_port, key->family, key->dst) == 0;
+	if (reply)
+		return sg_dp_flow_owner(w->ctx, key->family, key->dst, key->dport);
+	return sg_dp_flow_owner(w->ctx, key->family, key->src, key->sport);
 }
 
 /* Ours to look at: to the port's MAC, or broadcast or multicast (ARP, NDP). */
@@ -506,93 +140,209 @@ mac_for_us(const struct rte_mbuf *m, const struct sg_dp_port *port)
 	return rte_is_multicast_ether_addr(dst) || rte_is_same_ether_addr(dst, &port->mac);
 }
 
-/*
- * Everything short of the flow table: parse, answer what is ours to answer,
- * hand packets to the worker owning their flow, drop the rest. For a packet
- * left for the flow table, *key is its flow's.
- */
-static enum verdict
-classify(struct sg_dp_worker *w, struct rte_mbuf *m, struct sg_pkt_info *pi,
-	 struct sg_flow_key *key)
+/* ICMP and ICMPv6 addressed to us: echo answered, neighbour discovery to lib/neigh. */
+static void
+icmp_input(struct sg_dp_worker *w, struct rte_mbuf *m, const struct sg_pkt_info *pi,
+	   uint8_t in_port)
 {
-	const struct sg_dp_ctx *ctx = w->ctx;
-	uint8_t in_port = ctx->port_index[m->port];
-	enum sg_pkt_reason r;
-	const struct rte_ipv4_hdr *ip;
+	if (pi->l3 == SG_PKT_L3_IPV6 && (pi->icmp_type == ICMP6_NS || pi->icmp_type == ICMP6_NA)) {
+		dp_neigh_input(w, m, pi, in_port);
+		return;
+	}
+	if ((pi->flags & SG_PKT_F_ECHO_REQ) &&
+	    dp_owned(w, in_port, dp_family(pi), dp_ip_dst(m, pi)) != 0) {
+		sg_dp_reply_echo(m, pi, &w->ctx->ports[in_port].mac);
+		DP_COUNT(w, echo_reply);
+		dp_tx_fit(w, in_port, m);	/* it may have come in fragments */
+		return;
+	}
+	dp_drop(w, m, SG_DP_C_drop_not_ours);
+}
 
-	if (sg_unlikely(rte_pktmbuf_data_len(m) < RTE_ETHER_HDR_LEN ||
-			!mac_for_us(m, &ctx->ports[in_port]))) {
-		drop(w, m, rte_pktmbuf_data_len(m) < RTE_ETHER_HDR_LEN ? SG_DP_C_drop_parse :
-									 SG_DP_C_drop_mac);
-		return V_DONE;
-	}
-	if (sg_unlikely(m->nb_segs > 1) && rte_pktmbuf_linearize(m) != 0) {
-		drop(w, m, SG_DP_C_drop_multiseg);
-		return V_DONE;
-	}
-	r = sg_pkt_parse_fast(frame_of(m), rte_pktmbuf_data_len(m), pi);
+/*
+ * An ICMP error travels like a packet of the flow it quotes, in the other
+ * direction: its key is the quoted tuple turned around. Errors quoting
+ * anything but TCP, UDP or SCTP, or too little of it, are dropped.
+ */
+static bool
+icmp_error_key(struct sg_dp_worker *w, struct rte_mbuf *m, const struct sg_pkt_info *pi,
+	       struct sg_flow_key *key)
+{
+	const uint8_t *frame = dp_frame(m);
+	struct sg_pkt_icmp_inner in;
+	enum sg_pkt_reason r = sg_pkt_parse_icmp_error(frame, pi, &in);
+	uint32_t a = in.l3 == SG_PKT_L3_IPV4 ? 12 : 8, len = dp_addr_len(dp_family(pi));
+
 	if (sg_unlikely(r != SG_PKT_OK)) {
 		w->stats.parse[r]++;
-		drop(w, m, SG_DP_C_drop_parse);
-		return V_DONE;
+		dp_drop(w, m, SG_DP_C_drop_parse);
+		return false;
 	}
-	if (sg_unlikely(pi->flags & SG_PKT_F_VLAN)) {
-		drop(w, m, SG_DP_C_drop_vlan);
-		return V_DONE;
+	/* A quoted non-first fragment has no ports to find a flow by. */
+	if (!(in.flags & SG_PKT_F_L4)) {
+		dp_drop(w, m, SG_DP_C_drop_icmp_unknown);
+		return false;
 	}
-	switch (pi->l3) {
-	case SG_PKT_L3_IPV4:
-		break;
-	case SG_PKT_L3_ARP:
-		dp_neigh_input(w, m, pi, in_port);
-		return V_DONE;
-	case SG_PKT_L3_IPV6:
-		dp_ip6_input(w, m, pi, in_port);
-		return V_DONE;
-	default:
-		drop(w, m, SG_DP_C_drop_not_ip);
-		return V_DONE;
-	}
-
-	if (sg_unlikely(pi->flags & SG_PKT_F_FRAG)) {
-		drop(w, m, SG_DP_C_drop_frag);
-		return V_DONE;
-	}
-	ip = ip4_of(m, pi);
-	switch (pi->l4_proto) {
+	switch (in.l4_proto) {
 	case IPPROTO_TCP:
 	case IPPROTO_UDP:
 	case IPPROTO_SCTP:
 		break;
-	case IPPROTO_ICMP:
-		if ((pi->flags & SG_PKT_F_ECHO_REQ) && dp_is_owned4(w, in_port, ip->dst_addr)) {
-			sg_dp_reply_echo(m, pi, &ctx->ports[in_port].mac);
-			DP_COUNT(w, echo_reply);
-			dp_tx(w, in_port, m);
-			return V_DONE;
+	default:
+		dp_drop(w, m, SG_DP_C_drop_icmp_unknown);
+		return false;
+	}
+	sg_flow_key_init(key, dp_family(pi), in.l4_proto, frame + in.l3_off + a + len,
+			 frame + in.l3_off + a, in.dport, in.sport);
+	return true;
+}
+
+/*
+ * The worker that reassembles a fragment: by what all fragments of its
+ * datagram share (RFC 791: source, destination, protocol, identification),
+ * which the datagram's own flow owner cannot be known from.
+ */
+static uint16_t
+frag_owner(const struct sg_dp_worker *w, struct rte_mbuf *m, const struct sg_pkt_info *pi)
+{
+	uint64_t addrs;
+
+	/* Copied out: rte_hash_crc() loads whole words, the header is only 2-byte aligned. */
+	memcpy(&addrs, dp_frame(m) + pi->l3_off + 12, sizeof(addrs));
+	return (uint16_t)(rte_hash_crc(&addrs, sizeof(addrs), pi->frag_id) % w->n_workers);
+}
+
+/*
+ * A fragment: kept for reassembly (false), or the whole datagram in *mp
+ * with *pi its parse (true), to be classified as any packet.
+ */
+static bool
+fragment_input(struct sg_dp_worker *w, struct rte_mbuf **mp, struct sg_pkt_info *pi)
+{
+	if (w->n_workers > 1 && pi->l3 == SG_PKT_L3_IPV4) {
+		uint16_t owner = frag_owner(w, *mp, pi);
+
+		if (owner != w->index) {
+			handoff(w, *mp, owner);
+			return false;
 		}
-		drop(w, m, SG_DP_C_drop_not_ours);
+	}
+	*mp = dp_frag_reassemble(w, *mp, pi);
+	return *mp != NULL;
+}
+
+/*
+ * Everything short of the flow table: parse, answer what is ours to answer,
+ * reassemble fragments, hand packets to the worker owning their flow, drop
+ * the rest. For a packet left for the flow table, *key is its flow's, and
+ * *mp may have been replaced (a reassembled datagram).
+ */
+static enum verdict
+classify(struct sg_dp_worker *w, struct rte_mbuf **mp, struct sg_pkt_info *pi,
+	 struct sg_flow_key *key)
+{
+	const struct sg_dp_ctx *ctx = w->ctx;
+	struct rte_mbuf *m = *mp;
+	uint8_t in_port = dp_in_port(w, m);
+	enum sg_pkt_reason r;
+
+	if (sg_unlikely(rte_pktmbuf_data_len(m) < RTE_ETHER_HDR_LEN ||
+			!mac_for_us(m, &ctx->ports[in_port]))) {
+		dp_drop(w, m, rte_pktmbuf_data_len(m) < RTE_ETHER_HDR_LEN ? SG_DP_C_drop_parse :
+									    SG_DP_C_drop_mac);
+		return V_DONE;
+	}
+	if (sg_unlikely(m->nb_segs > 1) && rte_pktmbuf_linearize(m) != 0) {
+		dp_drop(w, m, SG_DP_C_drop_multiseg);
+		return V_DONE;
+	}
+	r = sg_pkt_parse_fast(dp_frame(m), rte_pktmbuf_data_len(m), pi);
+	if (sg_unlikely(r != SG_PKT_OK)) {
+		w->stats.parse[r]++;
+		dp_drop(w, m, SG_DP_C_drop_parse);
+		return V_DONE;
+	}
+	if (sg_unlikely(pi->flags & SG_PKT_F_VLAN)) {
+		dp_drop(w, m, SG_DP_C_drop_vlan);
+		return V_DONE;
+	}
+	switch (pi->l3) {
+	case SG_PKT_L3_IPV4:
+	case SG_PKT_L3_IPV6:
+		break;
+	case SG_PKT_L3_ARP:
+		dp_neigh_input(w, m, pi, in_port);
 		return V_DONE;
 	default:
-		drop(w, m, SG_DP_C_drop_not_ours);
+		dp_drop(w, m, SG_DP_C_drop_not_ip);
 		return V_DONE;
 	}
 
-	sg_flow_key_init(key, SG_FLOW_V4, pi->l4_proto, &ip->src_addr, &ip->dst_addr,
-			 pi->sport, pi->dport);
-	if (w->n_workers > 1) {
-		uint16_t owner = w->index;
+	if (sg_unlikely(pi->flags & SG_PKT_F_FRAG)) {
+		if (!fragment_input(w, mp, pi))
+			return V_DONE;
+		m = *mp;
+	}
+	switch (pi->l4_proto) {
+	case IPPROTO_TCP:
+	case IPPROTO_UDP:
+	case IPPROTO_SCTP:
+		sg_flow_key_init(key, dp_family(pi), pi->l4_proto, dp_ip_src(m, pi),
+				 dp_ip_dst(m, pi), pi->sport, pi->dport);
+		break;
+	case IPPROTO_ICMP:
+	case IPPROTO_ICMPV6:
+		if (!(pi->flags & SG_PKT_F_ICMP_ERROR)) {
+			icmp_input(w, m, pi, in_port);
+			return V_DONE;
+		}
+		if (!icmp_error_key(w, m, pi, key))
+			return V_DONE;
+		break;
+	default:
+		dp_drop(w, m, SG_DP_C_drop_not_ours);
+		return V_DONE;
+	}
 
-		if (is_snat4(w->snat, ip->dst_addr))
-			owner = rte_be_to_cpu_16(pi->dport) % w->n_workers;
-		else if (ctx->ports[in_port].steer)
-			owner = sg_dp_flow_owner(ctx, key);
+	if (w->n_workers > 1) {
+		uint16_t owner = owner_of(w, key, in_port);
+
 		if (owner != w->index) {
 			handoff(w, m, owner);
 			return V_DONE;
 		}
 	}
 	return V_FLOW;
+}
+
+/*
+ * A packet whose flow was evicted earlier in its burst and not made again:
+ * its service looked up alone, and the packet taken as a first one, as it
+ * would be in the next burst.
+ */
+static void
+late_miss(struct sg_dp_worker *w, struct rte_mbuf *m, const struct sg_pkt_info *pi,
+	  const struct sg_flow_key *k, uint64_t now)
+{
+	const struct sg_svc_entry *e;
+	struct sg_svc_key sk;
+	int via_any = 0;
+
+	if (k->family == 4) {
+		rte_be32_t dst;
+
+		memcpy(&dst, k->dst, 4);
+		sg_svc_key4(&sk, dst, k->dport, k->proto);
+	} else {
+		sg_svc_key6(&sk, k->dst, k->dport, k->proto);
+	}
+	e = sg_svc_lookup(w->ctx->svc, &sk, &via_any);
+	if (pi->flags & SG_PKT_F_ICMP_ERROR)
+		dp_icmp_error_stateless(w, m, pi, k, e, now);
+	else if (e != NULL)
+		dp_flow_new(w, m, pi, k, e, via_any != 0, now);
+	else
+		dp_drop(w, m, SG_DP_C_drop_not_ours);
 }
 
 void
@@ -609,7 +359,7 @@ sg_dp_worker_process(struct sg_dp_worker *w, struct rte_mbuf **pkts, unsigned in
 	struct sg_svc_key skeys[SG_MAX_BURST];
 	const struct sg_svc_entry *entries[SG_MAX_BURST];
 	unsigned int nf = 0, nmiss = 0;
-	uint64_t any_mask = 0;
+	uint64_t any_mask = 0, evicted;
 
 	RTE_ASSERT(n <= SG_MAX_BURST);
 	/* Valid until this worker's next quiescent state, like table entries. */
@@ -617,39 +367,75 @@ sg_dp_worker_process(struct sg_dp_worker *w, struct rte_mbuf **pkts, unsigned in
 	if (sg_unlikely(w->snat == NULL))
 		w->snat = &no_snat;
 	w->nh_gen = sg_neigh_generation(w->ctx->neigh);
+	dp_egress_mtus(w);
+	/* Read before any lookup of this burst: see sg_svc_serving_epoch(). */
+	w->svc_epoch = (uint16_t)sg_svc_serving_epoch(w->ctx->svc);
 	for (unsigned int i = 0; i < n; i++) {
-		if (classify(w, pkts[i], &pi[nf], &keys[nf]) != V_FLOW)
+		struct rte_mbuf *m = pkts[i];
+
+		if (classify(w, &m, &pi[nf], &keys[nf]) != V_FLOW)
 			continue;
 		kp[nf] = &keys[nf];
-		fm[nf] = pkts[i];
+		fm[nf] = m;
 		nf++;
 	}
 	handoff_flush(w);
+	dp_frag_flush(w);
 	if (nf == 0)
 		return;
 
 	if (sg_flow_lookup_bulk(w->flows, kp, nf, now, flows, dirs) < nf) {
 		for (unsigned int j = 0; j < nf; j++) {
-			rte_be32_t dst;
+			const struct sg_flow_key *k = &keys[j];
 
 			if (flows[j] != NULL)
 				continue;
-			memcpy(&dst, keys[j].dst, 4);
-			sg_svc_key4(&skeys[nmiss++], dst, keys[j].dport, keys[j].proto);
+			if (k->family == 4) {
+				rte_be32_t dst;
+
+				memcpy(&dst, k->dst, 4);
+				sg_svc_key4(&skeys[nmiss++], dst, k->dport, k->proto);
+			} else {
+				sg_svc_key6(&skeys[nmiss++], k->dst, k->dport, k->proto);
+			}
 		}
 		sg_svc_lookup_bulk(w->ctx->svc, skeys, nmiss, entries, &any_mask);
 	}
 
 	/* Misses found their services in order: k walks entries[]. */
+	evicted = w->stats.c[SG_DP_C_flow_evicted];
 	for (unsigned int j = 0, k = 0; j < nf; j++) {
+		/*
+		 * A flow evicted earlier in this burst (dp_forward_recheck())
+		 * is deleted, and its entry, which later packets of the flow
+		 * found in the bulk lookup, may be free or another flow's by
+		 * now: forwarding with it would give them that flow's
+		 * translation. After an eviction, hits look again.
+		 */
+		if (sg_unlikely(w->stats.c[SG_DP_C_flow_evicted] != evicted) && flows[j] != NULL &&
+		    (flows[j] = sg_flow_lookup(w->flows, &keys[j], now, &dirs[j])) == NULL) {
+			late_miss(w, fm[j], &pi[j], &keys[j], now);
+			continue;
+		}
+		if (sg_unlikely(pi[j].flags & SG_PKT_F_ICMP_ERROR)) {
+			if (flows[j] != NULL)
+				dp_icmp_error_forward(w, fm[j], &pi[j], flows[j], dirs[j], now);
+			else
+				dp_icmp_error_stateless(w, fm[j], &pi[j], &keys[j], entries[k++], now);
+			continue;
+		}
 		if (flows[j] != NULL) {
-			forward(w, fm[j], &pi[j], flows[j], dirs[j], now);
+			if (sg_unlikely(flows[j]->epoch != w->svc_epoch) && dirs[j] == SG_FLOW_DIR_FWD)
+				dp_forward_recheck(w, fm[j], &pi[j], &keys[j], flows[j], now);
+			else
+				dp_forward(w, fm[j], &pi[j], flows[j], dirs[j], now);
 			continue;
 		}
 		if (entries[k] != NULL)
-			flow_new(w, fm[j], &pi[j], &keys[j], entries[k], (any_mask >> k) & 1, now);
+			dp_flow_new(w, fm[j], &pi[j], &keys[j], entries[k], (any_mask >> k) & 1,
+				    now);
 		else
-			drop(w, fm[j], SG_DP_C_drop_not_ours);
+			dp_drop(w, fm[j], SG_DP_C_drop_not_ours);
 		k++;
 	}
 }
@@ -707,16 +493,17 @@ sg_dp_worker_poll(struct sg_dp_worker *w, uint64_t now)
 		uint8_t port = ctx->port_index[pkts[i]->port];
 
 		if (sg_unlikely(port >= ctx->n_ports)) {
-			drop(w, pkts[i], SG_DP_C_drop_no_route);
+			dp_drop(w, pkts[i], SG_DP_C_drop_no_route);
 			continue;
 		}
 		DP_COUNT(w, ctl_tx);
-		dp_tx(w, port, pkts[i]);
+		dp_tx_fit(w, port, pkts[i]);
 	}
 
 	sg_dp_worker_flush(w);
 	if (now != w->sweep_last_ms) {
 		sg_flow_sweep(w->flows, now, w->sweep_budget);
+		dp_frag_expire(w);
 		w->sweep_last_ms = now;
 	}
 	if (atomic_load_explicit(&w->sample.state, memory_order_acquire) == 1)
@@ -807,7 +594,7 @@ sg_dp_worker_create(const struct sg_dp_ctx *ctx, const struct sg_dp_worker_conf 
 	w->index = conf->index;
 	w->n_workers = ctx->n_workers;
 	w->qsbr_id = conf->qsbr_id;
-	w->snat_next = snat_first_port(w);
+	dp_modes_init(w);
 	w->reply_tokens = DP_REPLY_BURST;
 	/* No entry of the next-hop cache may pass for valid before its first fill. */
 	for (unsigned int i = 0; i < DP_NH_CACHE; i++)
@@ -818,6 +605,12 @@ sg_dp_worker_create(const struct sg_dp_ctx *ctx, const struct sg_dp_worker_conf 
 
 		rte_free(w);
 		errno = err;
+		return NULL;
+	}
+	if (dp_frag_init(w, conf) != 0) {
+		sg_flow_table_free(w->flows);
+		rte_free(w);
+		errno = ENOMEM;
 		return NULL;
 	}
 	w->sweep_budget = sweep_budget(w->flows, conf->flows.max_flows);
@@ -833,6 +626,7 @@ sg_dp_worker_free(struct sg_dp_worker *w)
 		rte_pktmbuf_free_bulk(w->txq[p].pkts, w->txq[p].n);
 	for (unsigned int o = 0; o < SG_DP_MAX_WORKERS; o++)
 		rte_pktmbuf_free_bulk(w->handoff[o].pkts, w->handoff[o].n);
+	dp_frag_free(w);
 	sg_flow_table_free(w->flows);
 	rte_free(w);
 }

@@ -140,7 +140,8 @@ struct sg_flow {
 	uint32_t service_id;	/* the caller's, stored as given */
 	uint32_t backend;	/* index into the service's backend array */
 	uint8_t mode;		/* the caller's forwarding mode, never interpreted */
-	uint8_t reserved[3];
+	uint8_t reserved;
+	uint16_t epoch;		/* the caller's, 0 at insert, never interpreted */
 	rte_be16_t port[4];	/* by enum sg_flow_end, network order */
 	union {
 		uint8_t v4[4][4];		/* by enum sg_flow_end */

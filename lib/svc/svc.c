@@ -59,6 +59,7 @@ struct sg_svc_table {
 	/* Read by workers; apart from what publications write. */
 	struct rte_hash *hash;	/* key -> entry, lock-free readers */
 	uint32_t n_any_keys;	/* __atomic; skips the "any" pass when 0 */
+	uint32_t serving_epoch;	/* __atomic; see sg_svc_serving_epoch() */
 
 	/* Control thread. */
 	struct rte_hash *ids __rte_cache_aligned; /* id -> index in recs */
@@ -295,6 +296,50 @@ backends_unique(const struct sg_svc_backend *b, uint32_t n)
 			rc = -EINVAL;
 	free(v);
 	return rc;
+}
+
+/*
+ * Whether a backend of old is missing from c or no longer serving there:
+ * flows bound to it may need to move (sg_svc_serving_epoch()). Sorting c's
+ * backends keeps this O(n log n) for services of thousands of pods. Out of
+ * memory, the answer is yes: a needless check costs the workers little, a
+ * missed one strands flows.
+ */
+static bool
+lost_serving(const struct sg_svc_entry *old, const struct sg_svc_conf *c)
+{
+	const struct sg_svc_backend **v;
+	bool lost = false;
+
+	v = malloc(sizeof(*v) * RTE_MAX(c->n_backends, 1u));
+	if (v == NULL)
+		return true;
+	for (uint32_t i = 0; i < c->n_backends; i++)
+		v[i] = &c->backends[i];
+	qsort(v, c->n_backends, sizeof(*v), backend_cmp);
+	for (uint32_t i = 1; i <= old->n_backends && !lost; i++) {
+		const struct sg_svc_backend *b = &old->backends[i], **hit;
+
+		if (!sg_svc_backend_serving(b))
+			continue;
+		hit = bsearch(&b, v, c->n_backends, sizeof(*v), backend_cmp);
+		lost = hit == NULL || !sg_svc_backend_serving(*hit);
+	}
+	free(v);
+	return lost;
+}
+
+/* After the change is visible: a worker that sees the new epoch sees it. */
+static void
+serving_epoch_bump(struct sg_svc_table *t)
+{
+	__atomic_store_n(&t->serving_epoch, t->serving_epoch + 1, __ATOMIC_RELEASE);
+}
+
+uint32_t
+sg_svc_serving_epoch(const struct sg_svc_table *t)
+{
+	return __atomic_load_n(&t->serving_epoch, __ATOMIC_ACQUIRE);
 }
 
 /* Kubernetes' choice: ready endpoints, else serving and terminating ones. */
@@ -729,6 +774,7 @@ sg_svc_publish(struct sg_svc_table *t, const struct sg_svc_conf *c)
 	struct sg_svc_entry *old = NULL, *e;
 	struct conf_counts cnt;
 	uint32_t idx = 0, n_new = 0, old_keys = 0, old_any = 0;
+	bool lost;
 	void *data;
 	int rc;
 
@@ -755,6 +801,7 @@ sg_svc_publish(struct sg_svc_table *t, const struct sg_svc_conf *c)
 	if ((uint64_t)t->n_keys - old_keys + c->n_keys > t->max_keys)
 		return -ENOSPC;
 
+	lost = old != NULL && lost_serving(old, c);
 	e = entry_build(t, c, &cnt, old != NULL ? old->generation + 1 : 1, &rc);
 	if (e == NULL)
 		return rc;
@@ -785,6 +832,8 @@ sg_svc_publish(struct sg_svc_table *t, const struct sg_svc_conf *c)
 	t->n_keys = t->n_keys - old_keys + e->n_keys;
 	any_keys_set(t, t->n_any_keys - old_any + count_any(e->keys, e->n_keys));
 	t->publishes++;
+	if (lost)
+		serving_epoch_bump(t);
 	if (old != NULL)
 		defer(t, old, -1);
 	SG_LOG(svc, DEBUG, "service %u (%s) generation %u: %u keys, %u backends, %u usable, M=%u",
@@ -819,6 +868,7 @@ sg_svc_remove(struct sg_svc_table *t, uint32_t id)
 	rte_hash_del_key(t->ids, &id);
 	t->n_services--;
 	t->removes++;
+	serving_epoch_bump(t);
 	defer(t, e, -1);
 	SG_LOG(svc, DEBUG, "service %u removed", id);
 	return 0;

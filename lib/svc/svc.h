@@ -33,6 +33,7 @@
 #ifndef SG_SVC_H
 #define SG_SVC_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -312,6 +313,24 @@ unsigned int sg_svc_lookup_bulk(const struct sg_svc_table *t, const struct sg_sv
  */
 const struct sg_svc_entry *sg_svc_lookup(const struct sg_svc_table *t,
 					 const struct sg_svc_key *key, int *via_any);
+
+/*
+ * A count of the publications and removals that took a backend out of
+ * service: removed it, or left it neither ready nor serving (a removed
+ * service counts, whatever its backends). A worker that remembers the
+ * count a flow was made or checked under knows, while it is unchanged,
+ * that the flow's backend is still serving; else it looks again. An entry
+ * looked up after reading a new count is at least as recent as the change
+ * that made it. Fast path: one load.
+ */
+uint32_t sg_svc_serving_epoch(const struct sg_svc_table *t);
+
+/* Whether a backend still takes traffic: ready, or serving while terminating. */
+static inline bool
+sg_svc_backend_serving(const struct sg_svc_backend *b)
+{
+	return (b->state & (SG_SVC_BE_READY | SG_SVC_BE_SERVING)) != 0;
+}
 
 /* "nat", "dnat", "dsr-ipip", "dsr-gue", "dsr-l2", or "?" */
 const char *sg_svc_mode_name(unsigned int mode);

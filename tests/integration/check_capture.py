@@ -15,8 +15,17 @@ come back from VIP:port. Checked:
     §3.1, RFC 768), not by scapy, so a checksum the gateway got wrong
     cannot be "fixed" by the checker's own rebuild of the packet.
 
-scapy only reads the pcap files. Usable as a module (check()) by
-test_capture.py, or by hand:
+Either family: IPv6 extension headers are walked to the upper layer, and
+the IPv4 header check becomes "well-formed" (IPv6 has no header checksum).
+
+checksums() checks every checksum of every packet of any captures: IPv4
+headers, TCP, UDP, ICMP and ICMPv6, and those of packets inside IP-in-IP
+(protocols 4 and 41) or GUE variant 1 (UDP to a given port, the inner IP
+header right after the UDP header), whose outer UDP checksum over IPv4 may
+be zero (RFC 8086 §3.1); the DSR tests use it.
+
+scapy only reads the pcap files. Usable as a module (check(), checksums())
+by the tests, or by hand:
   check_capture.py CLIENT.pcap PODS.pcap tcp CLIENT:PORT VIP:PORT SNAT \\
       POD[,POD...] TARGET_PORT
 """
@@ -27,6 +36,7 @@ import sys
 from scapy.utils import RawPcapReader
 
 ETH_P_IP = 0x0800
+ETH_P_IPV6 = 0x86dd
 ETH_P_8021Q = 0x8100
 PROTO = {"tcp": 6, "udp": 17}
 
@@ -40,25 +50,62 @@ def ones_sum(data):
     return s
 
 
-class Packet:
-    """The fields of one IPv4 TCP/UDP frame the checks need."""
+IPPROTO_HOPOPTS, IPPROTO_ROUTING, IPPROTO_FRAGMENT, IPPROTO_DSTOPTS = \
+    0, 43, 44, 60
+IPPROTO_IPIP, IPPROTO_IPV6, IPPROTO_ICMP, IPPROTO_ICMPV6 = 4, 41, 1, 58
 
-    def __init__(self, frame, index):
+
+class Packet:
+    """The fields of one IPv4 or IPv6 frame the checks need; a packet
+    inside IP-in-IP, or inside UDP to one of gue_ports (GUE variant 1: the
+    inner IP header right after the UDP header), is parsed too, as inner.
+    """
+
+    def __init__(self, frame, index, gue_ports=()):
         self.index = index
         self.error = None
+        self.ipv4 = self.ipv6 = False
         off = 14
         etype = struct.unpack("!H", frame[12:14])[0]
         while etype == ETH_P_8021Q:
             etype = struct.unpack("!H", frame[off + 2:off + 4])[0]
             off += 4
-        self.ipv4 = etype == ETH_P_IP
-        if not self.ipv4:
+        self.eth_dst = frame[0:6]
+        if etype in (ETH_P_IP, ETH_P_IPV6):
+            self._ip(frame[off:], gue_ports)
+
+    @classmethod
+    def inner_of(cls, data, index, gue_ports):
+        p = cls.__new__(cls)
+        p.index, p.error, p.ipv4, p.ipv6 = index, None, False, False
+        p.eth_dst = None
+        p._ip(data, gue_ports)
+        return p
+
+    @property
+    def ip(self):
+        return self.ipv4 or self.ipv6
+
+    def _ip(self, data, gue_ports):
+        self.inner = None
+        self.ext = []
+        if data and data[0] >> 4 == 4:
+            self._ipv4(data)
+        elif data and data[0] >> 4 == 6:
+            self._ipv6(data)
+        else:
             return
-        ihl = (frame[off] & 0x0f) * 4
-        total = struct.unpack("!H", frame[off + 2:off + 4])[0]
+        if self.error:
+            return
+        self._l4(gue_ports)
+
+    def _ipv4(self, data):
+        self.ipv4 = True
+        ihl = (data[0] & 0x0f) * 4
+        total = struct.unpack("!H", data[2:4])[0]
         # Ethernet pads short frames: the IP total length says where the
         # datagram ends.
-        ip = frame[off:off + total]
+        ip = data[:total]
         if ihl < 20 or len(ip) < total or total < ihl:
             self.error = "truncated or malformed IPv4 header"
             return
@@ -67,26 +114,94 @@ class Packet:
         self.src = str(ipaddress.IPv4Address(ip[12:16]))
         self.dst = str(ipaddress.IPv4Address(ip[16:20]))
         self.ip_csum_ok = ones_sum(ip[:ihl]) == 0xffff
-        l4 = ip[ihl:]
-        self.l4 = l4
+        self.l4 = ip[ihl:]
         self.frag = struct.unpack("!H", ip[6:8])[0] & 0x3fff
-        if self.proto not in (6, 17) or self.frag:
-            self.l4_csum_ok = None
+        self.df = bool(ip[6] & 0x40)
+        self.pseudo = ip[12:20]
+        self.pseudo_v6 = False
+
+    def _ipv6(self, data):
+        self.ipv6 = True
+        if len(data) < 40:
+            self.error = "truncated IPv6 header"
+            return
+        plen = struct.unpack("!H", data[4:6])[0]
+        ip = data[:40 + plen]
+        if len(ip) < 40 + plen:
+            self.error = "truncated IPv6 packet"
+            return
+        self.ttl = ip[7]
+        self.src = str(ipaddress.IPv6Address(ip[8:24]))
+        self.dst = str(ipaddress.IPv6Address(ip[24:40]))
+        self.ip_csum_ok = True  # IPv6 has no header checksum
+        self.frag = 0
+        self.df = True
+        nh, off = ip[6], 40
+        # RFC 8200 §4: the extension headers before the upper layer.
+        while nh in (IPPROTO_HOPOPTS, IPPROTO_ROUTING, IPPROTO_DSTOPTS,
+                     IPPROTO_FRAGMENT):
+            if len(ip) < off + 8:
+                self.error = "truncated IPv6 extension header"
+                return
+            self.ext.append(nh)
+            if nh == IPPROTO_FRAGMENT:
+                self.frag = struct.unpack("!H", ip[off + 2:off + 4])[0] | 1
+                nxt, hl = ip[off], 8
+            else:
+                nxt, hl = ip[off], (ip[off + 1] + 1) * 8
+            nh, off = nxt, off + hl
+        self.proto = nh
+        self.l4 = ip[off:]
+        self.pseudo = ip[8:40]
+        self.pseudo_v6 = True
+
+    def _pseudo_sum_ok(self, data):
+        """RFC 793 §3.1, RFC 768, RFC 8200 §8.1: the checksum over the
+        pseudo-header and data."""
+        if self.pseudo_v6:
+            ph = self.pseudo + struct.pack("!IxxxB", len(data), self.proto)
+        else:
+            ph = self.pseudo + struct.pack("!BBH", 0, self.proto, len(data))
+        return ones_sum(ph + data) == 0xffff
+
+    def _l4(self, gue_ports):
+        l4 = self.l4
+        self.l4_csum_ok = None
+        self.flags = None
+        if self.frag:
+            return
+        if self.proto in (IPPROTO_IPIP, IPPROTO_IPV6):
+            self.inner = Packet.inner_of(l4, self.index, gue_ports)
+            return
+        if self.proto in (IPPROTO_ICMP, IPPROTO_ICMPV6):
+            if len(l4) < 8:
+                self.error = "truncated ICMP header"
+                return
+            self.icmp_type, self.icmp_code = l4[0], l4[1]
+            self.l4_csum_ok = ones_sum(l4) == 0xffff \
+                if self.proto == IPPROTO_ICMP else self._pseudo_sum_ok(l4)
+            return
+        if self.proto not in (6, 17):
             return
         if len(l4) < (20 if self.proto == 6 else 8):
             self.error = "truncated L4 header"
             return
         self.sport, self.dport = struct.unpack("!HH", l4[:4])
-        pseudo = ip[12:20] + struct.pack("!BBH", 0, self.proto, len(l4))
         csum = struct.unpack("!H", l4[16:18] if self.proto == 6
                              else l4[6:8])[0]
-        if self.proto == 17 and csum == 0:
-            # RFC 768: "no checksum". Legal, but every sender here (Linux)
-            # fills it in, so a zero means the gateway cleared it.
+        gue = self.proto == 17 and self.dport in gue_ports
+        if self.proto == 17 and csum == 0 and self.ipv4 and gue:
+            # RFC 768 "no checksum": what a tunnel's outer UDP header over
+            # IPv4 may carry (RFC 8086 §3.1), as svcgw's GUE does.
+            self.l4_csum_ok = True
+        elif self.proto == 17 and csum == 0:
+            # RFC 768: "no checksum". Legal over IPv4, but every sender
+            # here (Linux) fills it in, so a zero means the gateway
+            # cleared it; over IPv6 it is never legal (RFC 8200 §8.1).
             self.l4_csum_ok = False
             self.error = "UDP checksum zero (none)"
         else:
-            self.l4_csum_ok = ones_sum(pseudo + l4) == 0xffff
+            self.l4_csum_ok = self._pseudo_sum_ok(l4)
         if self.proto == 6:
             # Everything a NAT must leave alone: seq, ack, offset, flags,
             # window, urgent pointer, options, payload.
@@ -94,26 +209,60 @@ class Packet:
             self.flags = l4[13]
         else:
             self.body = l4[8:]
-            self.flags = None
+            if gue:
+                self.inner = Packet.inner_of(self.body, self.index,
+                                             gue_ports)
 
     def endpoints(self):
         return (self.src, self.sport, self.dst, self.dport)
 
+    def layers(self):
+        """This packet and those inside it, outermost first."""
+        p = self
+        while p is not None:
+            yield p
+            p = getattr(p, "inner", None)
+
     def describe(self):
-        if not self.ipv4:
-            return f"#{self.index} not IPv4"
+        if not self.ip:
+            return f"#{self.index} not IP"
         if self.error and not hasattr(self, "sport"):
             return f"#{self.index} {self.error}"
-        return (f"#{self.index} {self.src}:{self.sport} > "
-                f"{self.dst}:{self.dport} proto {self.proto} "
-                f"len {len(self.l4)} ttl {self.ttl}")
+        ports = (f":{self.sport}", f":{self.dport}") \
+            if hasattr(self, "sport") else ("", "")
+        inner = f" [{self.inner.describe()}]" if self.inner else ""
+        return (f"#{self.index} {self.src}{ports[0]} > "
+                f"{self.dst}{ports[1]} proto {self.proto} "
+                f"len {len(self.l4)} ttl {self.ttl}{inner}")
 
 
-def read(path):
+def read(path, gue_ports=()):
     out = []
     for i, (frame, _meta) in enumerate(RawPcapReader(path)):
-        out.append(Packet(bytes(frame), i))
+        out.append(Packet(bytes(frame), i, gue_ports))
     return out
+
+
+def checksums(paths, gue_ports=()):
+    """Every checksum in the captures, of every layer (an encapsulated
+    packet's too): [(name, ok, detail lines)] for the IPv4 header
+    checksums and for the TCP, UDP, ICMP and ICMPv6 ones."""
+    every = []
+    for path in paths:
+        every += [q for p in read(path, gue_ports) if p.ip
+                  for q in p.layers() if q.ip]
+    v4 = [p for p in every if p.ipv4]
+    bad_ip = [p.describe() for p in v4 if p.error or not p.ip_csum_ok]
+    l4 = [p for p in every if not p.error and p.l4_csum_ok is not None]
+    bad_l4 = [p.describe() + (f" ({p.error})" if p.error else "")
+              for p in every if p.l4_csum_ok is False or p.error]
+    return [
+        ("every IPv4 header checksum valid", not bad_ip,
+         [f"{len(v4)} IPv4 headers"] + bad_ip[:10]),
+        ("every TCP/UDP/ICMP checksum valid, encapsulated ones too",
+         bool(l4) and not bad_l4,
+         [f"{len(l4)} checksums of {len(every)} IP headers"] + bad_l4[:10]),
+    ]
 
 
 def check(client_pcap, pods_pcap, proto, client, vip, snat, pods, tport):
@@ -128,7 +277,7 @@ def check(client_pcap, pods_pcap, proto, client, vip, snat, pods, tport):
     pnum = PROTO[proto]
 
     def ours(p):
-        return p.ipv4 and not p.error and getattr(p, "proto", None) == pnum
+        return p.ip and not p.error and getattr(p, "proto", None) == pnum
 
     # Client side: only the client <-> VIP conversation.
     cl = [p for p in cpk if ours(p)]
@@ -176,12 +325,14 @@ def check(client_pcap, pods_pcap, proto, client, vip, snat, pods, tport):
          f"to client: {len(p_rev)} sent, {len(c_rev)} arrived, "
          f"{'same' if same_rev else 'DIFFERENT'}"]))
 
-    every = [p for p in cpk + ppk if p.ipv4]
+    every = [p for p in cpk + ppk if p.ip]
     bad_ip = [p.describe() for p in every if p.error or not p.ip_csum_ok]
     results.append((
-        "every IPv4 header checksum valid (both captures)",
+        "every IPv4 header checksum valid (both captures)"
+        if ":" not in vip[0] else "every IPv6 header well-formed (both "
+        "captures)",
         bool(every) and not bad_ip,
-        [f"{len(every)} IPv4 packets"] + bad_ip[:10]))
+        [f"{len(every)} IP packets"] + bad_ip[:10]))
     l4 = [p for p in every if not p.error and p.l4_csum_ok is not None]
     bad_l4 = [p.describe() + (f" ({p.error})" if p.error else "")
               for p in every if p.l4_csum_ok is False or

@@ -1,15 +1,20 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: BSD-3-Clause
-"""One stand-in pod: an HTTP server and a UDP echo server on one address.
+"""One stand-in pod: HTTP servers and a UDP echo server on its addresses.
 
 Run inside the pods namespace by the integration harness (sgnet.py) and the
-demo, one process per pod address. Every request is logged, one line each,
-with the client address the pod saw, so a test can tell which pod served a
-connection and whether the gateway translated the source (nat mode: the pod
-sees a SNAT address, never the client).
+demo, one process per pod; a pod may have several addresses (--addr
+repeated, IPv4 and IPv6: a dual-stack pod) and HTTP ports (--http-port
+repeated: a service with several ports). Every request is logged, one line
+each, with the client address the pod saw, so a test can tell which pod
+served a connection and whether the gateway translated the source (nat
+mode: the pod sees a SNAT address, never the client).
 
 HTTP:
   GET /                   the pod's name and a newline; header X-Pod too
+  GET /whoami             "NAME LOCAL_IP LOCAL_PORT CLIENT_IP CLIENT_PORT":
+                          which address and port of the pod a connection
+                          reached, and whom the pod saw
   GET /stream?bytes=N&seconds=S
                           N bytes of a fixed pattern (stream_pattern()) paced
                           over about S seconds: a long transfer that stays
@@ -18,8 +23,9 @@ HTTP:
                           an exact count of what crossed the gateway
 UDP: any datagram is answered with the pod's name and a newline.
 
-Log lines (flushed at once): "http IP PORT PATH", "udp IP PORT", and
-"abort IP PORT BYTES" for a stream the client dropped.
+Log lines (flushed at once): "http IP PORT PATH", "udp IP PORT DIGEST"
+(see udp_digest()), and "abort IP PORT BYTES" for a stream the client
+dropped.
 Prints "ready" on stdout once both sockets are bound.
 """
 import argparse
@@ -73,6 +79,10 @@ def make_handler(name, log):
             url = urllib.parse.urlsplit(self.path)
             if url.path == "/":
                 self.reply(200, body)
+            elif url.path == "/whoami":
+                lip, lport = self.connection.getsockname()[:2]
+                self.reply(200, f"{name} {lip} {lport} {ip} {port}\n"
+                           .encode())
             elif url.path == "/stream":
                 self.stream(urllib.parse.parse_qs(url.query))
             else:
@@ -155,19 +165,34 @@ class HTTPServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
     allow_reuse_address = True
 
 
+class HTTPServer6(HTTPServer):
+    address_family = socket.AF_INET6
+
+
+def family(addr):
+    return socket.AF_INET6 if ":" in addr else socket.AF_INET
+
+
 def udp_echo(sock, name, log):
     reply = (name + "\n").encode()
     while True:
-        _, (ip, port) = sock.recvfrom(2048)
-        log.write(f"udp {ip} {port}")
-        sock.sendto(reply, (ip, port))
+        data, peer = sock.recvfrom(65535)
+        ip, port = peer[:2]
+        log.write(f"udp {ip} {port} {udp_digest(data)}")
+        sock.sendto(reply, peer)
+
+
+def udp_digest(data):
+    """What the UDP log line says of a datagram: "LENGTH:SHA256[:16]", so a
+    test can tell that a datagram sent in fragments arrived whole."""
+    return f"{len(data)}:{hashlib.sha256(data).hexdigest()[:16]}"
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--name", required=True)
-    ap.add_argument("--addr", required=True)
-    ap.add_argument("--http-port", type=int, default=8080)
+    ap.add_argument("--addr", required=True, action="append")
+    ap.add_argument("--http-port", type=int, action="append")
     ap.add_argument("--udp-port", type=int, default=5353)
     ap.add_argument("--log", required=True)
     args = ap.parse_args()
@@ -176,14 +201,21 @@ def main():
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
 
     log = Log(args.log)
-    httpd = HTTPServer((args.addr, args.http_port),
-                       make_handler(args.name, log))
-    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    udp.bind((args.addr, args.udp_port))
-    threading.Thread(target=udp_echo, args=(udp, args.name, log),
-                     daemon=True).start()
+    handler = make_handler(args.name, log)
+    servers = []
+    for addr in args.addr:
+        for port in args.http_port or [8080]:
+            cls = HTTPServer6 if family(addr) == socket.AF_INET6 \
+                else HTTPServer
+            servers.append(cls((addr, port), handler))
+        udp = socket.socket(family(addr), socket.SOCK_DGRAM)
+        udp.bind((addr, args.udp_port))
+        threading.Thread(target=udp_echo, args=(udp, args.name, log),
+                         daemon=True).start()
+    for httpd in servers[1:]:
+        threading.Thread(target=httpd.serve_forever, daemon=True).start()
     print("ready", flush=True)
-    httpd.serve_forever()
+    servers[0].serve_forever()
 
 
 if __name__ == "__main__":

@@ -22,6 +22,25 @@ templating; only the namespaces carry the unique prefix. The pods have no
 route off their link: in nat mode every reply goes to the SNAT address
 (203.0.113.1, the gateway's internal port address), so a gateway that
 forgot to translate a source would show up as a failed connection.
+
+Options of Topology.create() for the tests of the other modes and of IPv6
+(the IPv4-only topology above is what they add to):
+
+  ipv6=True     IPv6 too, quietly (no DAD, no router solicitations):
+                client eth0 2001:db8:e::2/64 (the external link) and the
+                client's own address 2001:db8:c::2/64, which the gateway
+                reaches through its gateway6 2001:db8:e::2, so IPv6 replies
+                take the routed path; gw-ext 2001:db8:e::1, gw-int
+                2001:db8:f::1; pods 2001:db8:f::11, ::12, ::13; VIPs and
+                node address in 2001:db8:a::/64.
+  return_routes=True  the pods route the clients' prefixes back through
+                the gateway's internal address (dnat and Local keep the
+                client's address, so replies go to the client).
+  direct=True   a veth "direct" from the pods straight to the client, for
+                the DSR modes: the pods answer from a VIP (held on their
+                loopback) over it, never through the gateway (policy
+                routing on the source: from the VIP prefixes, table 100;
+                IPv6 next hop 2001:db8:d::2, the client's end).
 """
 import atexit
 import os
@@ -52,6 +71,21 @@ HTTP_PORT = 8080
 UDP_PORT = 5353
 IPERF_PORT = 5201
 NODE_PORT = 30080
+
+# IPv6 (Topology.create(ipv6=True)): the client sits behind a router (the
+# client namespace itself, 2001:db8:e::2) as seen from the gateway.
+CLIENT6 = "2001:db8:c::2"
+CLIENT_LINK6 = "2001:db8:e::2"
+EXT6 = "2001:db8:e::1"
+INT6 = "2001:db8:f::1"
+NODE6 = "2001:db8:a::1"
+SNAT6 = INT6
+PODS6 = (("pod-a", "2001:db8:f::11"), ("pod-b", "2001:db8:f::12"),
+         ("pod-c", "2001:db8:f::13"))
+# The pods' table for answers from a VIP (DSR): out of the direct link.
+DSR_TABLE = "100"
+DIRECT_CLIENT6 = "2001:db8:d::2"
+DIRECT_PODS6 = "2001:db8:d::1"
 
 DPDK_RUN_DIR = "/var/run/dpdk"
 
@@ -282,16 +316,36 @@ class Topology:
         self.gw = f"{h.prefix}-gw"
         self.pods = f"{h.prefix}-pods"
 
-    def create(self, workers=1):
+    def create(self, workers=1, ipv6=False, return_routes=False,
+               direct=False):
         h = self.h
         for ns in (self.client, self.gw, self.pods):
             h.add_namespace(ns)
-            # IPv4 only for now: no DAD, router solicitations or MLD
-            # reports on the wire to confuse captures and counters. Set
-            # before the veths exist so they inherit it.
-            for conf in ("all", "default"):
-                run(["sysctl", "-qw",
-                     f"net.ipv6.conf.{conf}.disable_ipv6=1"], ns=ns)
+            # Without ipv6 (and always on the gateway, whose veths belong
+            # to DPDK): IPv6 off, so no DAD, router solicitations or MLD
+            # reports reach the wire to confuse captures and counters.
+            # With it: no DAD (addresses usable at once, no NS probes) and
+            # no router solicitations. Set before the veths exist so they
+            # inherit it.
+            v6 = ipv6 and ns != self.gw
+            keys = (("accept_dad", 0), ("router_solicitations", 0)) \
+                if v6 else (("disable_ipv6", 1),)
+            sysctls = [f"net.ipv6.conf.{conf}.{k}={v}"
+                       for conf in ("all", "default") for k, v in keys]
+            if direct:
+                # DSR answers reach the client on the direct link from a
+                # VIP it routes through the gateway, and the pods' stack
+                # from the decapsulator's TUN device: no reverse-path
+                # filter may drop them.
+                sysctls += [f"net.ipv4.conf.{conf}.rp_filter=0"
+                            for conf in ("all", "default")]
+            if direct and ns == self.pods:
+                # The VIPs the pods hold on lo for DSR are not theirs to
+                # answer ARP for, or to announce, on the gateway's link.
+                sysctls += [f"net.ipv4.conf.{conf}.{k}"
+                            for conf in ("all", "default")
+                            for k in ("arp_ignore=1", "arp_announce=2")]
+            run(["sysctl", "-qw"] + sysctls, ns=ns)
             run(["ip", "-n", ns, "link", "set", "lo", "up"])
         # As many queue pairs as the gateway has workers: a veth spreads
         # what it receives over its rx queues, and the gateway must poll
@@ -325,30 +379,109 @@ class Topology:
         for _, addr in PODS:
             run(["ip", "-n", self.pods, "addr", "add", f"{addr}/24",
                  "dev", "eth0"])
+        if ipv6:
+            run(["ip", "-n", self.client, "addr", "add",
+                 f"{CLIENT_LINK6}/64", "dev", "eth0"])
+            run(["ip", "-n", self.client, "addr", "add", f"{CLIENT6}/64",
+                 "dev", "eth0"])
+            wait_v6_addresses(self.client)
+            run(["ip", "-n", self.client, "route", "add", "2001:db8:a::/64",
+                 "via", EXT6, "src", CLIENT6])
+            for _, addr in PODS6:
+                run(["ip", "-n", self.pods, "addr", "add", f"{addr}/64",
+                     "dev", "eth0"])
         run(["ip", "-n", self.pods, "link", "set", "eth0", "up"])
+        if return_routes:
+            run(["ip", "-n", self.pods, "route", "add", "198.51.100.0/24",
+                 "via", INT_ADDR])
+            if ipv6:
+                run(["ip", "-n", self.pods, "route", "add",
+                     "2001:db8:c::/64", "via", INT6])
+        if direct:
+            self._direct(ipv6)
+        if ipv6:
+            for ns in (self.client, self.pods):
+                wait_v6_addresses(ns)
         return self
+
+    def _direct(self, ipv6):
+        """The DSR return path: pods -> client, bypassing the gateway."""
+        run(["ip", "-n", self.pods, "link", "add", "direct", "type", "veth",
+             "peer", "name", "direct", "netns", self.client])
+        for ns in (self.client, self.pods):
+            run(["ethtool", "-K", "direct", "tx", "off"], ns=ns)
+            run(["ip", "-n", ns, "link", "set", "direct", "up"])
+        ip = ["ip", "-n", self.pods]
+        run(ip + ["rule", "add", "from", "192.0.2.0/24", "table", DSR_TABLE,
+                  "pref", "100"])
+        run(ip + ["route", "add", "default", "dev", "direct", "table",
+                  DSR_TABLE])
+        if ipv6:
+            # IPv6 answers NS only for addresses on the asked interface:
+            # the pods reach the client through an address of the link.
+            run(["ip", "-n", self.client, "addr", "add",
+                 f"{DIRECT_CLIENT6}/64", "dev", "direct"])
+            run(ip + ["addr", "add", f"{DIRECT_PODS6}/64", "dev", "direct"])
+            run(ip + ["-6", "rule", "add", "from", "2001:db8:a::/64",
+                      "table", DSR_TABLE, "pref", "100"])
+            run(ip + ["-6", "route", "add", "default", "via",
+                      DIRECT_CLIENT6, "dev", "direct", "table", DSR_TABLE])
+
+    def hold_vips(self, vips):
+        """The pods hold these VIPs on lo, as DSR backends do."""
+        for v in vips:
+            plen = 128 if ":" in v else 32
+            run(["ip", "-n", self.pods, "addr", "add", f"{v}/{plen}",
+                 "dev", "lo"])
+
+
+def wait_v6_addresses(ns, timeout=5):
+    """Until no IPv6 address of ns is tentative. Even without DAD a new
+    address is tentative until the kernel's DAD work runs, a moment later:
+    no route may use it as its source, no socket bind it, before then."""
+    deadline = time.monotonic() + timeout
+    while run(["ip", "-n", ns, "-6", "addr", "show", "tentative"]).stdout:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"IPv6 addresses of {ns} still tentative")
+        time.sleep(0.02)
 
 
 class Pods:
-    """The three stand-in pods (pod.py), each logging who it served."""
+    """The three stand-in pods (pod.py), each logging who it served.
 
-    def __init__(self, h, topo, pods=PODS):
+    ipv6: each pod also serves on its PODS6 address (dual-stack pods).
+    http_ports: the ports each pod's HTTP server listens on.
+    add(): one more stand-in, e.g. a DSR "pod" listening on VIPs.
+    """
+
+    def __init__(self, h, topo, pods=PODS, ipv6=False,
+                 http_ports=(HTTP_PORT,)):
         self.h = h
         self.topo = topo
         self.pods = pods
         self.procs = {}
+        six = dict(PODS6) if ipv6 else {}
+        self.spec = [(name, [addr] + ([six[name]] if name in six else []),
+                      list(http_ports), UDP_PORT) for name, addr in pods]
+
+    def add(self, name, addrs, http_ports, udp_port):
+        self.spec.append((name, list(addrs), list(http_ports), udp_port))
+        return self
 
     def log_path(self, name):
         return self.h.path(f"{name}.log")
 
     def start(self, timeout=10):
-        for name, addr in self.pods:
-            p = self.h.spawn(
-                ["/usr/bin/python3", os.path.join(HERE, "pod.py"),
-                 "--name", name, "--addr", addr,
-                 "--http-port", str(HTTP_PORT), "--udp-port", str(UDP_PORT),
-                 "--log", self.log_path(name)],
-                ns=self.topo.pods, stdout=subprocess.PIPE, text=True)
+        for name, addrs, ports, udp_port in self.spec:
+            argv = ["/usr/bin/python3", os.path.join(HERE, "pod.py"),
+                    "--name", name, "--udp-port", str(udp_port),
+                    "--log", self.log_path(name)]
+            for a in addrs:
+                argv += ["--addr", a]
+            for p in ports:
+                argv += ["--http-port", str(p)]
+            p = self.h.spawn(argv, ns=self.topo.pods, stdout=subprocess.PIPE,
+                             text=True)
             self.procs[name] = p
         for name, p in self.procs.items():
             if not Lines(p.stdout).wait_for("ready", timeout):
@@ -371,6 +504,35 @@ class Pods:
 
     def address(self, name):
         return dict(self.pods)[name]
+
+
+def start_decap(h, topo, gue_port, timeout=10):
+    """decap.py in the pods' namespace: their IPIP and GUE tunnel end.
+    Returns the path of its log."""
+    log = h.path("decap.log")
+    p = h.spawn(["/usr/bin/python3", os.path.join(HERE, "decap.py"),
+                 "--gue-port", str(gue_port), "--log", log],
+                ns=topo.pods, stdout=subprocess.PIPE, text=True)
+    if not Lines(p.stdout).wait_for("ready", timeout):
+        raise RuntimeError("decap.py did not start")
+    return log
+
+
+def read_decap(path):
+    """[(kind, outer_src, outer_dst, inner_src, inner_dst)] and the "bad"
+    lines decap.py logged."""
+    good, bad = [], []
+    try:
+        with open(path, encoding="ascii") as f:
+            for line in f:
+                parts = line.split()
+                if parts and parts[0] == "bad":
+                    bad.append(line.strip())
+                elif len(parts) >= 5:
+                    good.append(tuple(parts[:5]))
+    except FileNotFoundError:
+        pass
+    return good, bad
 
 
 def start_iperf_server(h, ns, addr, port=IPERF_PORT, timeout=10):
@@ -428,6 +590,58 @@ def upload(h, ns, url, nbytes, max_time=60):
         f"pod read: {r.out.strip()!r}, sent: {want!r}, {r!r}"
 
 
+class Download:
+    """A long paced download from pod.py's /stream with curl, in the
+    background: which pod serves it (its X-Pod header) while it runs, and
+    whether every byte arrived once it ends."""
+
+    def __init__(self, h, ns, url, nbytes, seconds, tag, local_port=None):
+        self.nbytes = nbytes
+        self.body, self.hdr = h.path(f"{tag}.bin"), h.path(f"{tag}.hdr")
+        argv = ["curl", "-sS", "--max-time", str(int(seconds) + 30),
+                "-o", self.body, "-D", self.hdr]
+        if local_port:
+            argv += ["--local-port", str(local_port)]
+        self.p = h.spawn(argv + [f"{url}?bytes={nbytes}&seconds={seconds}"],
+                         ns=ns, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE, text=True)
+        self.seconds = seconds
+
+    def pod(self, timeout=5):
+        """The X-Pod header once it arrived, or None."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                with open(self.hdr, encoding="latin-1") as f:
+                    for line in f:
+                        if line.lower().startswith("x-pod:"):
+                            return line.split(":", 1)[1].strip()
+            except FileNotFoundError:
+                pass
+            if self.p.poll() is not None:
+                return None
+            time.sleep(0.05)
+        return None
+
+    def finish(self):
+        """(ok, detail): curl exited 0 with the whole pattern intact."""
+        from pod import stream_pattern
+        try:
+            rc = self.p.wait(self.seconds + 30)
+        except subprocess.TimeoutExpired:
+            rc = None
+        try:
+            with open(self.body, "rb") as f:
+                data = f.read()
+        except FileNotFoundError:
+            data = b""
+        block = stream_pattern(0, 251)
+        intact = data == (block * (self.nbytes // 251 + 1))[:self.nbytes]
+        err = self.p.stderr.read() if rc is not None else ""
+        return rc == 0 and intact, \
+            f"curl exit {rc}, {len(data)} bytes, intact {intact} {err}"
+
+
 def wait_listening(ns, port, timeout=10, proto="t"):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -459,15 +673,24 @@ def timed(argv, ns, timeout):
         return Result(None, "", "timed out", time.monotonic() - t)
 
 
-def curl(ns, url, local_port=None, max_time=5, extra=()):
+def url(host, port, path="/"):
+    """http://host:port/path, IPv6 literals bracketed."""
+    return f"http://[{host}]:{port}{path}" if ":" in host \
+        else f"http://{host}:{port}{path}"
+
+
+def curl(ns, url, local_port=None, max_time=5, extra=(), local_addr=None):
     argv = ["curl", "-sS", "--max-time", str(max_time),
             "--connect-timeout", str(max_time)]
     if local_port:
         argv += ["--local-port", str(local_port)]
+    if local_addr:
+        argv += ["--interface", local_addr]
     return timed(argv + list(extra) + [url], ns, max_time + 5)
 
 
-def udp_request(ns, host, port, local_port=None, msg="hello\n", wait=2):
+def udp_request(ns, host, port, local_port=None, msg="hello\n", wait=2,
+                local_addr=None):
     """One datagram to host:port with socat, the first reply line back.
 
     socat stays up for its -t linger (0.5 s) after its input ends and a UDP
@@ -476,8 +699,11 @@ def udp_request(ns, host, port, local_port=None, msg="hello\n", wait=2):
     connected socket) makes socat exit at once with "Connection refused".
     """
     src = f",sourceport={local_port}" if local_port else ""
-    argv = ns_argv(ns, ["socat", "-T", str(wait), "-",
-                        f"UDP4:{host}:{port}{src}"])
+    if local_addr:
+        src += f",bind={local_addr}" if ":" not in local_addr \
+            else f",bind=[{local_addr}]"
+    peer = f"UDP6:[{host}]:{port}" if ":" in host else f"UDP4:{host}:{port}"
+    argv = ns_argv(ns, ["socat", "-T", str(wait), "-", peer + src])
     t = time.monotonic()
     p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True)
@@ -504,6 +730,13 @@ def udp_request(ns, host, port, local_port=None, msg="hello\n", wait=2):
                 f.close()
             except OSError:
                 pass
+
+
+def client_tool(ns, *args, timeout=15):
+    """tests/integration/client.py (sockets with options curl and socat
+    do not set) inside ns."""
+    return timed(["/usr/bin/python3", os.path.join(HERE, "client.py")]
+                 + [str(a) for a in args], ns, timeout)
 
 
 def parallel(fn, items, workers=8):
@@ -535,11 +768,12 @@ def service_of_entry(name):
 
 
 def spread(names):
-    """{name: count} with every name present, sorted."""
+    """{name: count} with every name present, sorted (None, a failure,
+    among them)."""
     out = {}
     for n in names:
         out[n] = out.get(n, 0) + 1
-    return dict(sorted(out.items()))
+    return dict(sorted(out.items(), key=lambda kv: str(kv[0])))
 
 
 class Capture:
@@ -664,8 +898,9 @@ def vdev(n, iface, workers):
     return f"net_af_packet{n},iface={iface},qpairs={workers}"
 
 
-def gateway_conf(file_prefix, services, workers=1, extra=None):
-    """The demo topology's settings (config/demo.conf) for one run."""
+def gateway_conf(file_prefix, services, workers=1, extra=None, ipv6=False):
+    """The demo topology's settings (config/demo.conf) for one run; with
+    ipv6, the IPv6 addresses of Topology.create(ipv6=True) too."""
     conf = {
         "eal": ["--file-prefix=" + file_prefix, "--no-huge", "-m", "512",
                 "--no-pci"] + eal_lcores(workers),
@@ -680,6 +915,11 @@ def gateway_conf(file_prefix, services, workers=1, extra=None):
         "snat_addresses": [SNAT_ADDR],
         "services": services,
     }
+    if ipv6:
+        conf["ports"][0].update(address6=f"{EXT6}/64", gateway6=CLIENT_LINK6)
+        conf["ports"][1].update(address6=f"{INT6}/64")
+        conf["node_addresses"].append(NODE6)
+        conf["snat_addresses"].append(SNAT6)
     conf.update(extra or {})
     return conf
 
@@ -766,6 +1006,10 @@ class Svcgw:
         with self.cond:
             return "\n".join(self.lines[-n:])
 
+    def stats(self):
+        """The data-path counters (svcgwctl stats), a dict."""
+        return self.ctl("stats")["/svcgw/stats"]
+
     def ctl(self, *args, json_out=True, timeout=10):
         """Run tools/svcgwctl against this gateway; parsed JSON (json_out)
         or the text it printed."""
@@ -780,36 +1024,54 @@ class Svcgw:
 class Setup:
     """The usual run: topology, pods, svcgw on the standard services.
 
-    start() may raise; what it created is still owned by the Harness."""
+    start() may raise; what it created is still owned by the Harness.
+    ipv6, return_routes, direct: as Topology.create(); ipv6 makes the pods
+    dual-stack and the gateway's config IPv6 too. http_ports: as Pods.
+    start(before_gateway=fn): fn(setup) runs once the topology and pods
+    are up, before svcgw starts (to add stand-ins, start captures)."""
 
-    def __init__(self, h, services=None, workers=1, extra=None):
+    def __init__(self, h, services=None, workers=1, extra=None, ipv6=False,
+                 return_routes=False, direct=False, http_ports=(HTTP_PORT,)):
         self.h = h
         self.file_prefix = h.prefix
         self.services = services if services is not None \
             else standard_services()
         self.workers = workers
         self.extra = extra
+        self.ipv6 = ipv6
+        self.return_routes = return_routes
+        self.direct = direct
+        self.http_ports = http_ports
         self.conf_path = h.path("svcgw.conf")
         self.topo = self.pods = self.gw = None
 
-    def settings(self, services=None):
+    def settings(self, services=None, extra=None):
+        more = dict(self.extra or {})
+        more.update(extra or {})
         return gateway_conf(self.file_prefix,
                             self.services if services is None else services,
-                            self.workers, self.extra)
+                            self.workers, more, self.ipv6)
 
-    def start(self):
-        self.topo = Topology(self.h).create(self.workers)
-        self.pods = Pods(self.h, self.topo).start()
+    def start(self, before_gateway=None):
+        self.topo = Topology(self.h).create(
+            self.workers, ipv6=self.ipv6, return_routes=self.return_routes,
+            direct=self.direct)
+        self.pods = Pods(self.h, self.topo, ipv6=self.ipv6,
+                         http_ports=self.http_ports)
+        if before_gateway is not None:
+            before_gateway(self)
+        self.pods.start()
         write_conf(self.conf_path, self.settings())
         self.gw = Svcgw(self.h, self.topo, self.conf_path, self.file_prefix)
         self.gw.start()
         return self
 
 
-def curl_spread(ns, url, ports, workers=8, max_time=5):
+def curl_spread(ns, url, ports, workers=8, max_time=5, local_addr=None):
     """curl url once from each local port; (pod names answered in port
     order (None: failed), [failure descriptions])."""
-    res = parallel(lambda p: curl(ns, url, local_port=p, max_time=max_time),
+    res = parallel(lambda p: curl(ns, url, local_port=p, max_time=max_time,
+                                  local_addr=local_addr),
                    list(ports), workers)
     names = [r.out.strip() if r.rc == 0 and r.out.strip() else None
              for r in res]

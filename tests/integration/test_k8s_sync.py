@@ -8,9 +8,10 @@ reads it with a kubeconfig (client certificate). A LoadBalancer Service
 EndpointSlices, are changed in the stand-in while real clients go through
 the gateway: every change (scaling, readiness, ports, node ports, a second
 port, a late VIP, deletion) must be followed by the traffic. VIPs shared by
-two services stay owned until the last one goes. Bad and unsupported
-Services are logged once with their namespace/name and skipped while the
-others work, the file's services win every conflict (by namespace/name and
+two services stay owned until the last one goes. Bad Services, and the
+one combination svcgw cannot serve (externalTrafficPolicy Local with
+svcgw.io/mode nat), are logged once with their namespace/name and skipped
+while the others work; every mode and service semantics is served, the file's services win every conflict (by namespace/name and
 by address, port and protocol) and give way when a reload removes them; a
 reload's default_mode reaches the Services without svcgw.io/mode; between
 two of the cluster's Services the first served keeps a VIP and port.
@@ -28,6 +29,13 @@ import sgnet
 from sgnet import NODE_ADDR, PODS, UDP_PORT, VIP, VIP_BULK, VIP_EMPTY
 
 POD_NAMES = [n for n, _ in PODS]
+
+
+def modes(gw, namespace_name):
+    """The modes of the entries of one service in the gateway's tables."""
+    svc = gw.ctl("services")["/svcgw/services"]
+    return {m for name, m in zip(svc["name"], svc["mode"])
+            if name.split(":", 1)[0] == namespace_name}
 ADDR = dict(PODS)
 VIP_OTHER = "192.0.2.103"
 NODE_PORT = 30080
@@ -254,17 +262,22 @@ def run(tap, h):
     srv.create(api_service("bad-port", [("", "TCP", 70000, 8080)],
                            vip=VIP_OTHER, clusterIP="10.96.7.2"),
                validate=False)
-    # Unsupported by this svcgw: refused by the daemon, once per reason.
+    # Served in the mode they ask for, with default_mode nat: Local as
+    # dnat (the client address kept), ClientIP affinity, an annotation's
+    # DSR. Local with svcgw.io/mode nat cannot be: refused, once.
     srv.create(api_service("local", [("", "TCP", 80, 8080)], vip=VIP_OTHER,
                            externalTrafficPolicy="Local"))
     srv.create(api_service("sticky", [("", "TCP", 81, 8080)], vip=VIP_OTHER,
                            sessionAffinity="ClientIP"))
     srv.create(api_service("dsr", [("", "TCP", 82, 8080)], vip=VIP_OTHER,
                            annotations={"svcgw.io/mode": "dsr-ipip"}))
+    srv.create(api_service("local-nat", [("", "TCP", 83, 8080)],
+                           vip=VIP_OTHER, externalTrafficPolicy="Local",
+                           annotations={"svcgw.io/mode": "nat"}))
     time.sleep(1)
-    srv.patch("services", "sticky", {"metadata": {"labels": {"touched": "1"}}},
-              namespace="default")
-    sgnet.wait_until(lambda: sgnet.sync_state(gw)["refused"] == 3, 10)
+    srv.patch("services", "local-nat",
+              {"metadata": {"labels": {"touched": "1"}}}, namespace="default")
+    sgnet.wait_until(lambda: sgnet.sync_state(gw)["refused"] == 1, 10)
     time.sleep(0.5)
     logged = gw.lines_since(start)
 
@@ -277,15 +290,21 @@ def run(tap, h):
            "port 70000): one log line each with namespace/name; the others "
            "keep working", f"late answers {r!r}", *logged[-12:])
     skipped = gw.ctl("skipped")["/svcgw/skipped"]
-    want = {"default/local", "default/sticky", "default/dsr"}
-    tap.ok(all(count(n) == 1 for n in ("local", "sticky", "dsr")) and
-           want <= set(skipped["service"]) and
-           all("not forwarded" in w or "nat only" in w
-               for s, w in zip(skipped["service"], skipped["reason"])
-               if s in want),
-           "unsupported Services (Local, ClientIP, svcgw.io/mode dsr-ipip): "
-           "logged once each, even after a change, and listed by svcgwctl "
-           "skipped", repr(skipped), *logged[-12:])
+    reasons = dict(zip(skipped["service"], skipped["reason"]))
+    got = {n: modes(gw, f"default/{n}") for n in ("local", "sticky", "dsr")}
+    tap.ok(got == {"local": {"dnat"}, "sticky": {"nat"}, "dsr": {"dsr-ipip"}}
+           and count("local-nat") == 1
+           and "Local" in reasons.get("default/local-nat", "")
+           and not {"default/local", "default/sticky", "default/dsr"} &
+           set(reasons),
+           "Local (as dnat), ClientIP and svcgw.io/mode dsr-ipip are served "
+           "in their modes; Local with svcgw.io/mode nat is logged once, "
+           "even after a change, and listed by svcgwctl skipped",
+           f"modes {got}", repr(skipped), *logged[-12:])
+    for n in ("local", "sticky", "dsr", "local-nat"):
+        srv.delete("services", n, namespace="default")
+    sgnet.wait_until(lambda: not any(
+        modes(gw, f"default/{n}") for n in ("local", "sticky", "dsr")), 10)
 
     # The file wins: by namespace/name, and by (address, port, protocol).
     start = len(gw.lines)
@@ -333,24 +352,21 @@ def run(tap, h):
            *(logged + bad)[-12:])
 
     # default_mode applies to the cluster's Services without svcgw.io/mode:
-    # dnat, which this svcgw does not forward yet, refuses them; back to nat
-    # serves them again.
-    start = len(gw.lines)
+    # dnat (the pods here have no route back to the clients, so nothing
+    # answers), then nat again.
     sgnet.write_conf(conf, dict(settings, default_mode="dnat"))
     res = gw.reload()
-    refused = sgnet.wait_until(lambda: sgnet.sync_state(gw)["served"] == 0, 10)
-    r = sgnet.curl(c, f"http://{VIP_EMPTY}/", max_time=2)
-    logged = gw.lines_since(start)
+    dnat = sgnet.wait_until(lambda: modes(gw, "default/late") == {"dnat"}, 10)
     sgnet.write_conf(conf, settings)
     res2 = gw.reload()
-    served = sgnet.wait_until(lambda: sgnet.sync_state(gw)["served"] == 1, 10)
+    nat = sgnet.wait_until(lambda: modes(gw, "default/late") == {"nat"}, 10)
     r2 = sgnet.curl(c, f"http://{VIP_EMPTY}/")
-    tap.ok(res == res2 == "reloaded" and refused and r.rc != 0 and
-           any("default/late: mode dnat (default_mode)" in ln
-               for ln in logged) and served and r2.out.strip() == "pod-c",
+    tap.ok(res == res2 == "reloaded" and dnat and nat
+           and r2.out.strip() == "pod-c",
            "SIGHUP to default_mode dnat: the cluster's Services without "
-           "svcgw.io/mode are refused and logged; back to nat, served again",
-           f"answers {res} {res2}", repr(r), repr(r2), *logged[-8:])
+           "svcgw.io/mode are republished in dnat; back to nat, and served",
+           f"answers {res} {res2}", f"modes now {modes(gw, 'default/late')}",
+           repr(r2))
 
     text = gw.ctl("sync", json_out=False)
     lines = [" ".join(ln.split()) for ln in text.splitlines()]

@@ -436,7 +436,7 @@ static const struct bad bad_rows[] = {
 	{ "nat_without_snat6", BASE SVC("type = \"LoadBalancer\"; mode = \"nat\"; "
 	  "vips = [ \"2001:db8::100\" ]; " P80),
 	  "4: services.[0].mode: nat needs an IPv6 address in snat_addresses" },
-	{ "local_with_nat", BASE SVC(LBF P80 "external_traffic_policy = \"Local\"; "),
+	{ "local_with_nat", BASE SVC(LBF P80 "mode = \"nat\"; external_traffic_policy = \"Local\"; "),
 	  "4: services.[0].external_traffic_policy: \"Local\" keeps the client address, which "
 	  "mode nat replaces (use dnat or a dsr mode)" },
 	{ "affinity_without_clientip", BASE SVC(LBF P80 "affinity_timeout = 60; "),
@@ -818,6 +818,19 @@ test_defaults(void **state)
 	c = load_text("affinity.conf", BASE SVC(LBF P80 "session_affinity = \"ClientIP\"; "));
 	assert_int_equal(c->services[0].affinity, 1);
 	assert_int_equal(c->services[0].affinity_timeout, 10800);
+	sg_conf_free(c);
+}
+
+/* Local with nat only by default: forwarded as dnat (issue 5, DESIGN.md Modes). */
+static void
+test_local_default_mode(void **state)
+{
+	struct sg_conf *c = load_text("local.conf", BASE
+		SVC(LBF P80 "external_traffic_policy = \"Local\"; "));
+
+	(void)state;
+	assert_int_equal(c->services[0].local, 1);
+	assert_int_equal(c->services[0].mode, SG_CONF_MODE_DNAT);
 	sg_conf_free(c);
 }
 
@@ -1315,6 +1328,7 @@ main(void)
 		cmocka_unit_test(test_demo),
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_values),
+		cmocka_unit_test(test_local_default_mode),
 		cmocka_unit_test(test_integer_scan),
 		cmocka_unit_test(test_dual_stack),
 		cmocka_unit_test(test_many_endpoints),

@@ -945,6 +945,64 @@ test_backend_selection(void **state)
 	rte_free(v);
 }
 
+/*
+ * The serving epoch moves when a backend stops taking traffic (removed, or
+ * neither ready nor serving) and for nothing else, so that workers recheck
+ * their UDP flows only when one of them may be stranded.
+ */
+static void
+test_serving_epoch(void **state)
+{
+	struct rte_rcu_qsbr *v = qsbr_new(1);
+	struct sg_svc_table *t = table_new(v, 16, 64, 0);
+	struct tconf tc;
+	uint32_t ep;
+
+	(void)state;
+	tconf_init(&tc, 1, 3);
+	ep = sg_svc_serving_epoch(t);
+	assert_int_equal(sg_svc_publish(t, &tc.c), 0);
+	assert_int_equal(sg_svc_serving_epoch(t), ep);
+
+	/* Added, reordered, reweighted, ready -> serving and terminating: same. */
+	tc.be[3] = be4(4, 8080, READY, 1);
+	tc.c.n_backends = 4;
+	assert_int_equal(sg_svc_publish(t, &tc.c), 0);
+	tc.be[0] = be4(4, 8080, READY, 1);
+	tc.be[3] = be4(1, 8080, READY, 3);
+	assert_int_equal(sg_svc_publish(t, &tc.c), 0);
+	tc.be[1].state = SERVING | TERMINATING;
+	assert_int_equal(sg_svc_publish(t, &tc.c), 0);
+	assert_int_equal(sg_svc_serving_epoch(t), ep);
+
+	/* No longer serving: moves. */
+	tc.be[1].state = TERMINATING;
+	assert_int_equal(sg_svc_publish(t, &tc.c), 0);
+	assert_int_equal(sg_svc_serving_epoch(t), ep + 1);
+	/* Was not serving, is gone: same. Serving, gone: moves. */
+	tc.be[1] = tc.be[3];
+	tc.c.n_backends = 3;
+	assert_int_equal(sg_svc_publish(t, &tc.c), 0);
+	assert_int_equal(sg_svc_serving_epoch(t), ep + 1);
+	tc.c.n_backends = 2;
+	assert_int_equal(sg_svc_publish(t, &tc.c), 0);
+	assert_int_equal(sg_svc_serving_epoch(t), ep + 2);
+	/* Same address, other port: another backend. */
+	tc.be[0].port = rte_cpu_to_be_16(9090);
+	assert_int_equal(sg_svc_publish(t, &tc.c), 0);
+	assert_int_equal(sg_svc_serving_epoch(t), ep + 3);
+
+	/* A refused publication changes nothing; a removal moves it. */
+	tc.c.n_backends = 0;
+	tc.c.mode = 99;
+	assert_int_equal(sg_svc_publish(t, &tc.c), -EINVAL);
+	assert_int_equal(sg_svc_serving_epoch(t), ep + 3);
+	assert_int_equal(sg_svc_remove(t, 1), 0);
+	assert_int_equal(sg_svc_serving_epoch(t), ep + 4);
+	sg_svc_table_free(t);
+	rte_free(v);
+}
+
 static void
 test_maglev_consistency(void **state)
 {
@@ -1657,6 +1715,7 @@ main(int argc, char **argv)
 		cmocka_unit_test(test_any_fallback),
 		cmocka_unit_test(test_source_ranges),
 		cmocka_unit_test(test_backend_selection),
+		cmocka_unit_test(test_serving_epoch),
 		cmocka_unit_test(test_maglev_consistency),
 		cmocka_unit_test(test_foreach_stats),
 		cmocka_unit_test(test_deferred_free),
