@@ -41,10 +41,11 @@ packets and exits.
       COUNT first fragments (MF set, never completed) of COUNT different
       datagrams to HOST:PORT, from source ports 40000 up. Prints nothing.
 
-  client.py frag-needed SRC DST MTU QSRC QSPORT QDST QDPORT
-      ICMP "fragmentation needed" (type 3 code 4, next-hop MTU) from SRC to
-      DST quoting a UDP packet QSRC:QSPORT -> QDST:QDPORT, as a router
-      between the two would send it. Prints nothing.
+  client.py too-big SRC DST MTU QSRC QSPORT QDST QDPORT
+      ICMP "fragmentation needed" (type 3 code 4, next-hop MTU), or for
+      IPv6 addresses ICMPv6 "packet too big", from SRC to DST quoting a UDP
+      packet QSRC:QSPORT -> QDST:QDPORT, as a router between the two would
+      send it. Prints nothing.
 
 Exit 0 when an answer came (or, for what expects none, when sent), 1
 otherwise (the reason on stderr).
@@ -212,12 +213,19 @@ def frag_flood(host, port, count):
     return 0
 
 
-def frag_needed(src, dst, mtu, qsrc, qsport, qdst, qdport):
+def too_big(src, dst, mtu, qsrc, qsport, qdst, qdport):
     sc = scapy()
-    quoted = sc.IP(src=qsrc, dst=qdst) / sc.UDP(sport=qsport, dport=qdport) / \
-        (b"q" * 32)
-    sc.send(sc.IP(src=src, dst=dst) / sc.ICMP(type=3, code=4, nexthopmtu=mtu) /
-            sc.raw(quoted))
+    udp = sc.UDP(sport=qsport, dport=qdport) / (b"q" * 32)
+    if family(dst) == socket.AF_INET:
+        sc.send(sc.IP(src=src, dst=dst) /
+                sc.ICMP(type=3, code=4, nexthopmtu=mtu) /
+                sc.raw(sc.IP(src=qsrc, dst=qdst) / udp))
+        return 0
+    pkt = sc.IPv6(src=src, dst=dst) / sc.ICMPv6PacketTooBig(mtu=mtu) / \
+        sc.raw(sc.IPv6(src=qsrc, dst=qdst) / udp)
+    # A raw IPPROTO_RAW socket: the header as built, routed by the kernel.
+    s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_RAW)
+    s.sendto(sc.raw(pkt), (dst, 0))
     return 0
 
 
@@ -230,9 +238,9 @@ def main(argv):
                          argv[5])
         if argv[:1] == ["frag-flood"] and len(argv) == 4:
             return frag_flood(argv[1], int(argv[2]), int(argv[3]))
-        if argv[:1] == ["frag-needed"] and len(argv) == 8:
-            return frag_needed(argv[1], argv[2], int(argv[3]), argv[4],
-                               int(argv[5]), argv[6], int(argv[7]))
+        if argv[:1] == ["too-big"] and len(argv) == 8:
+            return too_big(argv[1], argv[2], int(argv[3]), argv[4],
+                           int(argv[5]), argv[6], int(argv[7]))
         if argv[:1] == ["df-udp"] and len(argv) == 4:
             return df_udp(argv[1], int(argv[2]), int(argv[3]))
         if argv[:1] == ["ext-http"] and len(argv) == 4:
