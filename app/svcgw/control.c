@@ -205,6 +205,16 @@ workers_create(struct sg_app *a)
 	return 0;
 }
 
+/*
+ * ClientIP affinity remembers as many clients as a worker has flows, up to
+ * 4M (32 MiB): past that, clients sharing a slot only lose stickiness.
+ */
+static uint32_t
+affinity_slots(const struct sg_conf *c)
+{
+	return RTE_MIN(rte_align32pow2(c->tables.flows), 1u << 22);
+}
+
 int
 app_tables_init(struct sg_app *a)
 {
@@ -235,6 +245,13 @@ app_tables_init(struct sg_app *a)
 		return -err;
 	}
 	a->ctx.svc = a->svc;
+	a->ctx.affinity = sg_dp_affinity_create(affinity_slots(c), SOCKET_ID_ANY);
+	if (a->ctx.affinity == NULL) {
+		int err = errno;
+
+		SG_LOG(svcgw, ERR, "affinity table: %s", strerror(err));
+		return -err;
+	}
 	a->services = app_services_create();
 	if (a->services == NULL)
 		return -ENOMEM;
@@ -437,6 +454,7 @@ app_free(struct sg_app *a)
 	app_k8s_free(a->k8s);
 	sg_neigh_free(a->neigh);
 	sg_svc_table_free(a->svc);
+	sg_dp_affinity_free(a->ctx.affinity);
 	app_services_free(a->services);
 	rte_free(a->ctx.qsbr);
 	for (unsigned int i = 0; i < RTE_MAX_NUMA_NODES; i++)

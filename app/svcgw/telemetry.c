@@ -143,12 +143,37 @@ keys_str(const struct sg_svc_entry *e, char *buf, size_t size)
 	}
 }
 
+struct bit_name {
+	unsigned int bit;
+	const char *name;
+};
+
+/* The names of the bits set, separated by spaces; `none` if there is none. */
+static void
+bits_str(unsigned int bits, const struct bit_name *names, size_t n, const char *none,
+	 char *buf, size_t size)
+{
+	size_t off = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < n && off < size; i++)
+		if (bits & names[i].bit)
+			off += (size_t)snprintf(buf + off, size - off, "%s%s", off ? " " : "",
+						names[i].name);
+	if (off == 0)
+		snprintf(buf, size, "%s", none);
+}
+
 static void
 flags_str(const struct sg_svc_entry *e, char *buf, size_t size)
 {
-	snprintf(buf, size, "%s%s%s", e->flags & SG_SVC_F_AFFINITY ? "affinity " : "",
-		 e->flags & SG_SVC_F_LOCAL ? "local " : "",
-		 e->flags & SG_SVC_F_SRC_RANGES ? "source-ranges" : "");
+	static const struct bit_name names[] = {
+		{ SG_SVC_F_AFFINITY, "affinity" },
+		{ SG_SVC_F_LOCAL, "local" },
+		{ SG_SVC_F_SRC_RANGES, "source-ranges" },
+	};
+
+	bits_str(e->flags, names, RTE_DIM(names), "", buf, size);
 }
 
 static int
@@ -215,11 +240,13 @@ out:
 static void
 state_str(uint8_t state, char *buf, size_t size)
 {
-	snprintf(buf, size, "%s%s%s", state & SG_SVC_BE_READY ? "ready " : "",
-		 state & SG_SVC_BE_SERVING ? "serving " : "",
-		 state & SG_SVC_BE_TERMINATING ? "terminating" : "");
-	if (buf[0] == '\0')
-		snprintf(buf, size, "not-ready");
+	static const struct bit_name names[] = {
+		{ SG_SVC_BE_READY, "ready" },
+		{ SG_SVC_BE_SERVING, "serving" },
+		{ SG_SVC_BE_TERMINATING, "terminating" },
+	};
+
+	bits_str(state, names, RTE_DIM(names), "not-ready", buf, size);
 }
 
 static int

@@ -92,6 +92,9 @@ struct sg_dp_ctx {
 	uint16_t snat_port_max;
 	/* UDP destination port of dsr-gue encapsulation, network order. */
 	rte_be16_t gue_port;
+	/* ClientIP affinity's memory, shared by the workers; NULL: Maglev
+	 * on the client's address alone, without a timeout. */
+	struct sg_dp_affinity *affinity;
 	/* Per worker: packets other workers hand over (MP/SC). */
 	struct rte_ring *handoff[SG_DP_MAX_WORKERS];
 	/* Per worker: frames the control thread wants sent (SP/SC). */
@@ -116,6 +119,19 @@ struct sg_dp_worker_conf {
 	uint32_t frag_max;
 	uint32_t frag_timeout_ms;
 };
+
+struct sg_dp_affinity;
+
+/*
+ * The table of sessionAffinity: ClientIP (ctx->affinity): which backend
+ * each client of an affinity service was last sent to, for the service's
+ * timeout. slots: a power of two, 8 bytes each; a client shares a slot
+ * with others once there are about as many clients as slots. Control
+ * thread. Returns NULL with errno EINVAL or ENOMEM.
+ */
+struct sg_dp_affinity *sg_dp_affinity_create(uint32_t slots, int socket_id);
+/* After the workers stopped; NULL is harmless. */
+void sg_dp_affinity_free(struct sg_dp_affinity *a);
 
 struct sg_dp_worker;
 

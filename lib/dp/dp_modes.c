@@ -425,10 +425,8 @@ dp_icmp_error_forward(struct sg_dp_worker *w, struct rte_mbuf *m, const struct s
 
 /*
  * The flow hash Maglev places a new flow with: the whole tuple, or with
- * session affinity (ClientIP) the client's address alone, so that every
- * connection of a client lands on the same backend for as long as the
- * backend set stays (stateless: identical on every gateway, across
- * restarts).
+ * session affinity (ClientIP) the client's address alone, so that a
+ * client's connections agree on every worker and gateway.
  */
 static uint32_t
 placement_hash(const struct sg_flow_key *key, const struct sg_svc_entry *e)
@@ -436,6 +434,22 @@ placement_hash(const struct sg_flow_key *key, const struct sg_svc_entry *e)
 	if (e->flags & SG_SVC_F_AFFINITY)
 		return rte_hash_crc(key->src, dp_addr_len(key->family), 0);
 	return dp_flow_hash(key);
+}
+
+/*
+ * The backend of a new flow, 0 if none is usable: Maglev's, or with
+ * session affinity the one the client was sent to last, while it is still
+ * usable and the client came back within the timeout (dp_affinity.c).
+ */
+static uint16_t
+place(struct sg_dp_worker *w, const struct sg_flow_key *key, const struct sg_svc_entry *e,
+      uint32_t hash, uint64_t now)
+{
+	uint16_t b = sg_svc_backend_for_hash(e, hash);
+
+	if ((e->flags & SG_SVC_F_AFFINITY) && b != 0 && w->ctx->affinity != NULL)
+		b = dp_affinity_pick(w->ctx->affinity, e, key->family, key->src, b, now);
+	return b;
 }
 
 static bool
@@ -480,7 +494,7 @@ dp_flow_new(struct sg_dp_worker *w, struct rte_mbuf *m, const struct sg_pkt_info
 		return;
 	}
 	hash = placement_hash(key, e);
-	b = sg_svc_backend_for_hash(e, hash);
+	b = place(w, key, e, hash, now);
 	if (b == 0) {
 		dp_refuse(w, m, pi, DP_ICMP_PORT_UNREACH, 0, now);
 		return;
@@ -609,7 +623,7 @@ dp_icmp_error_stateless(struct sg_dp_worker *w, struct rte_mbuf *m, const struct
 	uint16_t b = 0;
 
 	if (e != NULL && is_dsr(e->mode))
-		b = sg_svc_backend_for_hash(e, placement_hash(key, e));
+		b = place(w, key, e, placement_hash(key, e), now);
 	if (b == 0) {
 		dp_drop(w, m, SG_DP_C_drop_icmp_unknown);
 		return;

@@ -2,12 +2,13 @@
 /*
  * lib/dp internals shared by its files; nothing here is exported.
  *
- *   dp_worker.c  the poll loop, classification, flow lookups, dispatch
- *   dp_modes.c   new flows and translation per forwarding mode
- *   dp_egress.c  routes, the next-hop cache, transmit queues
- *   dp_frag.c    IPv4 reassembly, and fragmentation on the way out
- *   dp_reply.c   answers built in the received mbuf (echo, RST, ICMP errors)
- *   dp_neigh.c   ARP and NDP, owned addresses, next-hop MACs
+ *   dp_worker.c    the poll loop, classification, flow lookups, dispatch
+ *   dp_modes.c     new flows and translation per forwarding mode
+ *   dp_affinity.c  sessionAffinity: which backend each client was sent to
+ *   dp_egress.c    routes, the next-hop cache, transmit queues
+ *   dp_frag.c      IPv4 reassembly, and fragmentation on the way out
+ *   dp_reply.c     answers built in the received mbuf (echo, RST, ICMP errors)
+ *   dp_neigh.c     ARP and NDP, owned addresses, next-hop MACs
  */
 #ifndef SG_DP_PRIVATE_H
 #define SG_DP_PRIVATE_H
@@ -189,6 +190,14 @@ void dp_icmp_error_forward(struct sg_dp_worker *w, struct rte_mbuf *m,
 void dp_icmp_error_stateless(struct sg_dp_worker *w, struct rte_mbuf *m,
 			     const struct sg_pkt_info *pi, const struct sg_flow_key *key,
 			     const struct sg_svc_entry *e, uint64_t now);
+/*
+ * dp_affinity.c: the backend for a new flow of affinity service e from
+ * client, Maglev having placed it on backend `placed` (usable): the one
+ * the client was last sent to if it is still usable and the client's
+ * last new flow is within the timeout. Remembers the answer.
+ */
+uint16_t dp_affinity_pick(struct sg_dp_affinity *a, const struct sg_svc_entry *e,
+			  uint8_t family, const void *client, uint16_t placed, uint64_t now_ms);
 /* dp_modes.c: SNAT addresses of this burst. */
 bool dp_is_snat(const struct sg_dp_snat *sn, uint8_t family, const void *addr);
 

@@ -342,18 +342,6 @@ sg_svc_serving_epoch(const struct sg_svc_table *t)
 	return __atomic_load_n(&t->serving_epoch, __ATOMIC_ACQUIRE);
 }
 
-/* Kubernetes' choice: ready endpoints, else serving and terminating ones. */
-static int
-backend_usable(const struct sg_svc_backend *b, int any_ready)
-{
-	const uint8_t st = SG_SVC_BE_SERVING | SG_SVC_BE_TERMINATING;
-
-	if (b->weight == 0)
-		return 0;
-	if (any_ready)
-		return (b->state & SG_SVC_BE_READY) != 0;
-	return (b->state & st) == st;
-}
 
 static void
 prefix_mask(uint8_t *mask, unsigned int bytes, unsigned int len)
@@ -412,7 +400,7 @@ maglev_fill(const struct sg_svc_conf *c, int any_ready, uint16_t *table, uint32_
 		mb[i].family = b->family;
 		memcpy(mb[i].addr, b->addr, sizeof(mb[i].addr));
 		mb[i].port = rte_be_to_cpu_16(b->port);
-		mb[i].weight = backend_usable(b, any_ready) ? b->weight : 0;
+		mb[i].weight = sg_svc_backend_usable(b, any_ready) ? b->weight : 0;
 	}
 	rc = sg_maglev_build(mb, c->n_backends, table, size);
 	free(mb);
@@ -442,7 +430,7 @@ entry_build(const struct sg_svc_table *t, const struct sg_svc_conf *c,
 	if (*rc < 0)
 		return NULL;
 	for (uint32_t i = 0; i < c->n_backends; i++)
-		n_usable += (uint32_t)backend_usable(&c->backends[i], any_ready);
+		n_usable += (uint32_t)sg_svc_backend_usable(&c->backends[i], any_ready);
 	if (n_usable > 0)
 		msize = sg_maglev_size(cnt->n_weighted, t->maglev_max);
 
@@ -490,6 +478,8 @@ entry_build(const struct sg_svc_table *t, const struct sg_svc_conf *c,
 	e->flags = (uint8_t)c->flags;
 	if (c->n_src_ranges > 0)
 		e->flags |= SG_SVC_F_SRC_RANGES;
+	if (any_ready)
+		e->flags |= SG_SVC_F_ANY_READY;
 	e->n_src4 = (uint8_t)cnt->n_src4;
 	e->n_src6 = (uint8_t)cnt->n_src6;
 	e->keys = (const struct sg_svc_key *)(base + off_keys);

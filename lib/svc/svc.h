@@ -86,6 +86,7 @@ enum sg_svc_mode {
 #define SG_SVC_F_AFFINITY 0x01u	  /* sessionAffinity: ClientIP */
 #define SG_SVC_F_LOCAL 0x02u	  /* externalTrafficPolicy: Local */
 #define SG_SVC_F_SRC_RANGES 0x04u /* set by the table: source ranges apply */
+#define SG_SVC_F_ANY_READY 0x08u  /* set by the table: a weighted backend is ready */
 
 /* Backend states, from EndpointSlice conditions. */
 #define SG_SVC_BE_READY 0x01u
@@ -330,6 +331,24 @@ static inline bool
 sg_svc_backend_serving(const struct sg_svc_backend *b)
 {
 	return (b->state & (SG_SVC_BE_READY | SG_SVC_BE_SERVING)) != 0;
+}
+
+/*
+ * Whether a backend is one new flows may go to, Kubernetes' choice: when
+ * any weighted backend is ready (any_ready), the ready ones, else those
+ * serving and terminating; never one of weight 0. Of a published entry:
+ * sg_svc_backend_usable(&e->backends[b], e->flags & SG_SVC_F_ANY_READY).
+ */
+static inline bool
+sg_svc_backend_usable(const struct sg_svc_backend *b, bool any_ready)
+{
+	const uint8_t st = SG_SVC_BE_SERVING | SG_SVC_BE_TERMINATING;
+
+	if (b->weight == 0)
+		return false;
+	if (any_ready)
+		return (b->state & SG_SVC_BE_READY) != 0;
+	return (b->state & st) == st;
 }
 
 /* "nat", "dnat", "dsr-ipip", "dsr-gue", "dsr-l2", or "?" */

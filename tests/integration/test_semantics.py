@@ -5,7 +5,8 @@
 One svcgw, default_mode nat, dual-stack services (each has an IPv4 and an
 IPv6 VIP and dual-stack pods), TCP 80 -> 8080 unless said otherwise:
 
-  sticky    .120 ::120  sessionAffinity ClientIP, timeoutSeconds 2
+  sticky    .120 ::120  sessionAffinity ClientIP, timeoutSeconds 2 (8 in
+                        the scale-up cases at the end)
   ranged    .121 ::121  loadBalancerSourceRanges 198.51.100.0/25 and
                         2001:db8:c::/120; NodePort 30121
   local     .122 ::122  externalTrafficPolicy Local, no mode; NodePort
@@ -33,9 +34,11 @@ VIP, each reach their own target port and pods. Then, by SIGHUP: two long
 downloads whose pods become terminating complete intact while new
 connections avoid those pods; affinity switched off spreads the client,
 switched on again pins it; when its pod goes away the client moves to
-one other pod and stays; and after the affinity timeout the client is
-still served (it may move: ClientIP affinity here is a hash of the client
-address, so the timeout never needs to end a binding).
+one other pod and stays; after the affinity timeout the client is still
+served. Affinity is remembered, not only hashed: 20 more client addresses
+per family keep their pods when a third pod joins (Maglev alone would move
+about a third of them), and spread onto the new pod once they stayed away
+past the timeout.
 """
 import sys
 import time
@@ -44,10 +47,13 @@ import sgnet
 from sgnet import CLIENT6, CLIENT_ADDR, PODS, PODS6, SNAT6, SNAT_ADDR
 
 OUT4, OUT6 = "198.51.100.200", "2001:db8:c::200"
+CLIENTS = ([f"198.51.100.{130 + i}" for i in range(20)],
+           [f"2001:db8:c::{130 + i}" for i in range(20)])
 RANGES = ["198.51.100.0/25", "2001:db8:c::/120"]
 RANGED_NODE_PORT = 30121
 LOCAL_NODE_PORT = 30122
 AFFINITY_TIMEOUT = 2
+SCALE_UP_TIMEOUT = 8
 POD_NAMES = [n for n, _ in PODS]
 N = 20
 STREAM_BYTES, STREAM_SECONDS = 6_000_000, 5
@@ -69,14 +75,14 @@ def web(name, last, endpoints, **more):
     return s
 
 
-def services(affinity=True, sticky_gone=(), draining=()):
+def services(affinity=True, sticky_gone=(), draining=(),
+             timeout=AFFINITY_TIMEOUT):
     """The services above; sticky_gone: endpoint addresses left out of
     sticky; draining: pods of drain that are terminating."""
     sticky = web("sticky", 120, [e for e in eps()
                                  if e["address"] not in sticky_gone])
     if affinity:
-        sticky.update(session_affinity="ClientIP",
-                      affinity_timeout=AFFINITY_TIMEOUT)
+        sticky.update(session_affinity="ClientIP", affinity_timeout=timeout)
     ranged = sgnet.service("ranged", [sgnet.port(
         "TCP", 80, 8080, node_port=RANGED_NODE_PORT)], eps(), vips=vips(121))
     ranged["source_ranges"] = RANGES
@@ -108,7 +114,7 @@ def services(affinity=True, sticky_gone=(), draining=()):
 
 def main():
     sgnet.require_root()
-    tap = sgnet.Tap(1 + 2 * 6 + 7)
+    tap = sgnet.Tap(1 + 2 * 6 + 9)
     h = sgnet.Harness("semantic")
     try:
         run(tap, h)
@@ -238,8 +244,64 @@ def run(tap, h):
            f"reload: {res}, removed {sorted(gone)}",
            f"pods per family {pods}, pinned before {sticky_pod}")
 
+    scale_up(tap, s, gone, draining_conf)
+
     rc = gw.stop()
     tap.ok(rc == 0, "SIGTERM: exit 0", f"exit code {rc}", gw.tail())
+
+
+def pods_of_clients(c, fam, port):
+    """One connection to sticky from each of CLIENTS[fam] (from `port`);
+    (pod names in client order, None: failed), [failures])."""
+    res = sgnet.parallel(lambda a: sgnet.curl(
+        c, sgnet.url(vips(120)[fam], 80), local_port=port, local_addr=a),
+        CLIENTS[fam])
+    names = [r.out.strip() if r.rc == 0 and r.out.strip() else None
+             for r in res]
+    return names, [f"{a}: {r!r}" for a, r in zip(CLIENTS[fam], res)
+                   if r.rc != 0]
+
+
+def scale_up(tap, s, gone, draining_conf):
+    """sticky has two pods per family (`gone` left out): its clients
+    keep their pods when the third comes back, until the timeout. The
+    timeout is longer here: from a client's first connection to its
+    second, a round of 40 curls and a reload pass, seconds on a loaded
+    machine."""
+    c, gw = s.topo.client, s.gw
+    conf = dict(draining_conf, timeout=SCALE_UP_TIMEOUT)
+    for a in CLIENTS[0]:
+        sgnet.run(["ip", "-n", c, "addr", "add", f"{a}/24", "dev", "eth0"])
+    for a in CLIENTS[1]:
+        sgnet.run(["ip", "-n", c, "addr", "add", f"{a}/64", "dev", "eth0",
+                   "nodad"])
+    sgnet.write_conf(s.conf_path, s.settings(services(sticky_gone=gone,
+                                                      **conf)))
+    res = [gw.reload()]
+    before = {f: pods_of_clients(c, f, 40000) for f in (0, 1)}
+    sgnet.write_conf(s.conf_path, s.settings(services(**conf)))
+    res.append(gw.reload())
+    after = {f: pods_of_clients(c, f, 40001) for f in (0, 1)}
+    bad = [x for got in (before, after) for _, b in got.values() for x in b]
+    tap.ok(res == ["reloaded"] * 2 and not bad and gone and
+           all(after[f][0] == before[f][0] and None not in before[f][0]
+               for f in (0, 1)),
+           f"a pod joins sticky (SIGHUP): {len(CLIENTS[0])} clients per "
+           "family connect again within the timeout, each to the pod it "
+           "had", f"reload: {res}, joined {sorted(gone)}",
+           *(f"{f}: before {sgnet.spread(before[f][0])}, after "
+             f"{sgnet.spread(after[f][0])}" for f in (0, 1)), *bad[:5])
+
+    time.sleep(SCALE_UP_TIMEOUT + 0.5)
+    late = {f: pods_of_clients(c, f, 40002) for f in (0, 1)}
+    joined = {f: {dict((PODS, PODS6)[f]).get(n) for n in late[f][0]} & gone
+              for f in (0, 1)}
+    bad = [x for _, b in late.values() for x in b]
+    tap.ok(not bad and all(joined[f] for f in (0, 1)),
+           "past the affinity timeout, the same clients spread again: "
+           "some of each family reach the pod that joined",
+           f"joined {sorted(gone)}, reached by {joined}",
+           *(f"{f}: {sgnet.spread(late[f][0])}" for f in (0, 1)), *bad[:5])
 
 
 def family_cases(tap, s, fam, fam_name):

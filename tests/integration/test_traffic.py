@@ -159,9 +159,10 @@ def run(tap, h):
     def backends():
         be = gw.ctl("backends", str(ids["web"]))["/svcgw/backends"]
         addrs = {a.split(":")[0] for a in be["address"]}
-        return (addrs == {a for _, a in PODS} and be["total"] == 3,
-                repr(be)[:800])
-    tap.case("svcgwctl backends: web's three pods", backends)
+        return (addrs == {a for _, a in PODS} and be["total"] == 3
+                and be["state"] == ["ready serving"] * 3, repr(be)[:800])
+    tap.case("svcgwctl backends: web's three pods, ready and serving",
+             backends)
 
     def services_text():
         text = gw.ctl("services", json_out=False)

@@ -1935,6 +1935,82 @@ test_affinity(void **state)
 	}
 }
 
+/*
+ * ClientIP affinity is remembered: a client keeps its pod when a pod is
+ * added (Maglev alone would move about a quarter of the clients), renews
+ * the memory with each connection, and moves once it stayed away past the
+ * timeout or when its pod stops taking new connections.
+ */
+#define AFF_CLIENTS 40
+
+static void
+clients_pods(const char *fmt, uint16_t sport, uint8_t *pods)
+{
+	char client[INET6_ADDRSTRLEN];
+
+	for (unsigned int i = 0; i < AFF_CLIENTS; i++) {
+		snprintf(client, sizeof(client), fmt, i + 20);
+		pods[i] = pod_of(client, sport, fmt[0] == '1' ? "192.0.2.21" : "2001:db8:2::21", 81);
+	}
+}
+
+static void
+affinity_remembered_case(uint32_t id, const char *fmt, uint8_t added)
+{
+	const struct svc_spec *s = spec(id);
+	const uint64_t timeout_ms = 10800u * 1000u;
+	uint8_t first[AFF_CLIENTS], now[AFF_CLIENTS];
+	unsigned int moved = 0, i;
+
+	services_dirty = true;
+	cur = "affinity: three pods";
+	assert_int_equal(publish(s, 3, 0), 0);
+	clients_pods(fmt, 30000, first);
+	for (i = 0; i < AFF_CLIENTS; i++)
+		assert_int_not_equal(first[i], added);
+
+	cur = "affinity: a fourth pod, clients stay within the timeout";
+	assert_int_equal(publish(s, AS_IS, 0), 0);
+	E.now += timeout_ms - 1000;
+	clients_pods(fmt, 30001, now);
+	assert_memory_equal(now, first, sizeof(first));
+
+	/* A new worker remembers too: the memory is the gateway's, not a worker's. */
+	cur = "affinity: each connection renews it";
+	sg_dp_worker_free(E.w[0]);
+	E.w[0] = worker_new(0, 0x5eed);
+	E.now += timeout_ms - 1000;
+	clients_pods(fmt, 30002, now);
+	assert_memory_equal(now, first, sizeof(first));
+
+	cur = "affinity: its pod terminating, a client moves";
+	assert_int_equal(publish(s, first[0] - (added - 3), SG_SVC_BE_SERVING |
+							     SG_SVC_BE_TERMINATING), 0);
+	clients_pods(fmt, 30003, now);
+	for (i = 0; i < AFF_CLIENTS; i++)
+		if (first[i] == first[0])
+			assert_int_not_equal(now[i], first[0]);
+		else
+			assert_int_equal(now[i], first[i]);
+
+	cur = "affinity: past the timeout, clients spread over all four";
+	assert_int_equal(publish(s, AS_IS, 0), 0);
+	E.now += timeout_ms + 1000;
+	clients_pods(fmt, 30004, now);
+	for (i = 0; i < AFF_CLIENTS; i++)
+		moved += now[i] == added;
+	assert_true(moved >= AFF_CLIENTS / 8);
+	E.now = NOW0;
+}
+
+static void
+test_affinity_remembered(void **state)
+{
+	(void)state;
+	affinity_remembered_case(S_AFF4, "198.51.100.%u", 34);
+	affinity_remembered_case(S_AFF6, "2001:db8:c::%u", 0x34);
+}
+
 /* ---- UDP flows follow serving backends; TCP flows finish -------------- */
 
 static void
@@ -2997,6 +3073,8 @@ env_up(void **state)
 		learn(P_INT, int_neighbours[i]);
 
 	E.ctx.svc = E.svc;
+	E.ctx.affinity = sg_dp_affinity_create(1024, SOCKET_ID_ANY);
+	assert_non_null(E.ctx.affinity);
 	E.ctx.neigh = E.neigh;
 	E.ctx.qsbr = E.qsbr;
 	E.snat.n4 = 1;
@@ -3054,6 +3132,7 @@ env_down(void **state)
 	rte_ring_free(E.ctx.neigh_learn);
 	sg_neigh_free(E.neigh);
 	sg_svc_table_free(E.svc);
+	sg_dp_affinity_free(E.ctx.affinity);
 	rte_free(E.qsbr);
 	rte_mempool_free(E.pool);
 	return 0;
@@ -3142,6 +3221,7 @@ main(int argc, char **argv)
 	static const struct CMUnitTest tail[] = {
 		cmocka_unit_test_setup_teardown(test_replies, setup1, teardown),
 		cmocka_unit_test_setup_teardown(test_affinity, setup1, teardown),
+		cmocka_unit_test_setup_teardown(test_affinity_remembered, setup1, teardown),
 		cmocka_unit_test_setup_teardown(test_udp_evict, setup1, teardown),
 		cmocka_unit_test_setup_teardown(test_udp_evict_burst, setup1, teardown),
 		cmocka_unit_test_setup_teardown(test_udp_evict_burst_removed, setup1, teardown),

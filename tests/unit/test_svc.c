@@ -524,7 +524,7 @@ test_publish_lookup_replace_remove(void **state)
 	assert_int_equal(e->id, 7);
 	assert_int_equal(e->generation, 1);
 	assert_int_equal(e->mode, SG_SVC_MODE_DNAT);
-	assert_int_equal(e->flags, SG_SVC_F_AFFINITY);
+	assert_int_equal(e->flags, SG_SVC_F_AFFINITY | SG_SVC_F_ANY_READY);
 	assert_int_equal(e->affinity_timeout, 10800);
 	assert_int_equal(e->n_backends, 3);
 	assert_true(backend_same(&e->backends[0], &zero));
@@ -563,7 +563,7 @@ test_publish_lookup_replace_remove(void **state)
 	assert_ptr_not_equal(e2, e);
 	assert_int_equal(e2->generation, 2);
 	assert_int_equal(e2->mode, SG_SVC_MODE_NAT);
-	assert_int_equal(e2->flags, 0);
+	assert_int_equal(e2->flags & ~SG_SVC_F_ANY_READY, 0);
 	assert_int_equal(e2->affinity_timeout, 0);
 	assert_int_equal(e2->n_backends, 5);
 	assert_int_equal(sg_svc_count(t), 1);
@@ -870,6 +870,23 @@ table_members(const struct sg_svc_entry *e)
 	return m;
 }
 
+/*
+ * The backends sg_svc_backend_usable() says new flows may go to, as a
+ * bitmask of indices: what the data plane checks a remembered backend
+ * with must agree with what the Maglev table was filled with.
+ */
+static uint32_t
+usable_members(const struct sg_svc_entry *e)
+{
+	bool any_ready = (e->flags & SG_SVC_F_ANY_READY) != 0;
+	uint32_t m = 0;
+
+	for (uint16_t i = 1; i <= e->n_backends; i++)
+		if (sg_svc_backend_usable(&e->backends[i], any_ready))
+			m |= 1u << i;
+	return m;
+}
+
 static void
 test_backend_selection(void **state)
 {
@@ -889,6 +906,8 @@ test_backend_selection(void **state)
 	e = sg_svc_get(t, 1);
 	assert_int_equal(e->n_usable, 2);
 	assert_int_equal(table_members(e), (1u << 1) | (1u << 2));
+	assert_true(e->flags & SG_SVC_F_ANY_READY);
+	assert_int_equal(usable_members(e), table_members(e));
 	for (uint32_t h = 0; h < 1000; h++) {
 		uint16_t b = sg_svc_backend_for_hash(e, h * 2654435761u);
 
@@ -905,6 +924,8 @@ test_backend_selection(void **state)
 	e = sg_svc_get(t, 1);
 	assert_int_equal(e->n_usable, 2);
 	assert_int_equal(table_members(e), (1u << 1) | (1u << 4));
+	assert_false(e->flags & SG_SVC_F_ANY_READY);
+	assert_int_equal(usable_members(e), table_members(e));
 
 	/* A ready backend of weight 0 is drained: it does not count as ready. */
 	tc.be[0].state = READY;
@@ -912,6 +933,8 @@ test_backend_selection(void **state)
 	assert_int_equal(sg_svc_publish(t, &tc.c), 0);
 	e = sg_svc_get(t, 1);
 	assert_int_equal(table_members(e), 1u << 4);
+	assert_false(e->flags & SG_SVC_F_ANY_READY);
+	assert_int_equal(usable_members(e), table_members(e));
 	/* M counts the weighted backends whatever their state: 3 of them. */
 	assert_int_equal(e->maglev_size, sg_maglev_size(3, SG_MAGLEV_DEFAULT_MAX_SIZE));
 
