@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The traffic generator: 64-byte TCP frames (60 bytes and the FCS the wire
- * would add; IPv6 needs 78) with valid IP and TCP checksums, written into
+ * would add; IPv6 needs 78) with valid IP and TCP checksums (frame.c, as
+ * the line-rate mode builds its own), written into
  * fresh mbufs and enqueued on the rings a ring-based port receives from.
  * Each flow goes to the queue of the worker that owns it, as RSS or the
  * workers' own steering would put it, so that what is measured is
@@ -23,10 +24,11 @@
 
 #include "flow.h"
 #include "bench.h"
+#include "frame.h"
 
 /* Ethernet + IPv4 + TCP, padded to the 60-byte minimum; Ethernet + IPv6 + TCP. */
-#define FRAME_LEN_V4 60
-#define FRAME_LEN_V6 74
+#define FRAME_LEN_V4 BENCH_FRAME_MIN
+#define FRAME_LEN_V6 (BENCH_ETH_LEN + BENCH_IP6_LEN + BENCH_TCP_LEN)
 #define CLIENT_PORTS 64000u
 
 struct gen_queue {
@@ -150,52 +152,24 @@ bench_gen_free(struct bench_gen *g)
 static void
 frame_write(const struct bench_gen *g, uint8_t *p, uint32_t i, uint8_t tcp_flags)
 {
-	struct rte_ether_hdr *eth = (struct rte_ether_hdr *)p;
-	struct rte_ipv4_hdr *ip = (struct rte_ipv4_hdr *)(eth + 1);
-	struct rte_ipv6_hdr *ip6 = (struct rte_ipv6_hdr *)(eth + 1);
-	struct rte_tcp_hdr *tcp;
 	struct bench_flow f;
+	struct bench_frame fr = {
+		.family = g->conf.family,
+		.proto = IPPROTO_TCP,
+		.tcp_flags = tcp_flags,
+		.tcp_seq = 1,
+		.tcp_ack = tcp_flags & RTE_TCP_ACK_FLAG ? 1 : 0,
+	};
 
 	bench_flow_of(i, g->conf.services, g->conf.family, &f);
-	memset(p, 0, g->frame_len);
-	eth->dst_addr = g->conf.dst_mac;
-	eth->src_addr = g->src_mac;
-	if (g->conf.family == 4) {
-		tcp = (struct rte_tcp_hdr *)(ip + 1);
-		eth->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4);
-		*ip = (struct rte_ipv4_hdr){
-			.version_ihl = RTE_IPV4_VHL_DEF,
-			.total_length = rte_cpu_to_be_16(sizeof(*ip) + sizeof(*tcp)),
-			.fragment_offset = rte_cpu_to_be_16(RTE_IPV4_HDR_DF_FLAG),
-			.time_to_live = 64,
-			.next_proto_id = IPPROTO_TCP,
-		};
-		memcpy(&ip->src_addr, f.client, 4);
-		memcpy(&ip->dst_addr, f.vip, 4);
-		ip->hdr_checksum = rte_ipv4_cksum(ip);
-	} else {
-		tcp = (struct rte_tcp_hdr *)(ip6 + 1);
-		eth->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV6);
-		*ip6 = (struct rte_ipv6_hdr){
-			.vtc_flow = rte_cpu_to_be_32(6u << 28),
-			.payload_len = rte_cpu_to_be_16(sizeof(*tcp)),
-			.proto = IPPROTO_TCP,
-			.hop_limits = 64,
-		};
-		memcpy(ip6->src_addr, f.client, 16);
-		memcpy(ip6->dst_addr, f.vip, 16);
-	}
-	*tcp = (struct rte_tcp_hdr){
-		.src_port = f.sport,
-		.dst_port = f.dport,
-		.sent_seq = rte_cpu_to_be_32(1),
-		.recv_ack = rte_cpu_to_be_32(tcp_flags & RTE_TCP_ACK_FLAG ? 1 : 0),
-		.data_off = (sizeof(*tcp) / 4) << 4,
-		.tcp_flags = tcp_flags,
-		.rx_win = rte_cpu_to_be_16(65535),
-	};
-	tcp->cksum = g->conf.family == 4 ? rte_ipv4_udptcp_cksum(ip, tcp) :
-					   rte_ipv6_udptcp_cksum(ip6, tcp);
+	memcpy(fr.dst_mac, g->conf.dst_mac.addr_bytes, 6);
+	memcpy(fr.src_mac, g->src_mac.addr_bytes, 6);
+	fr.src = f.client;
+	fr.dst = f.vip;
+	fr.sport = f.sport;
+	fr.dport = f.dport;
+	/* Cannot fail: the sizes are fixed and the buffer is frame_len long. */
+	(void)bench_frame_write(p, g->frame_len, &fr);
 }
 
 static inline void
