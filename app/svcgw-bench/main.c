@@ -9,6 +9,7 @@
  *   svcgw-bench [--quick] [--json] [--workers N] [--seconds S]
  *               [--scenario NAME]... [--hugepages] [--one-core] [--list]
  *               [-- EAL args]
+ *   svcgw-bench --line-rate ...   (a real port toward a gateway: lr_main.c)
  */
 #include <errno.h>
 #include <getopt.h>
@@ -24,6 +25,7 @@
 
 #include "svc.h"
 #include "bench.h"
+#include "linerate.h"
 
 #define NAT SG_SVC_MODE_NAT
 #define DNAT SG_SVC_MODE_DNAT
@@ -78,6 +80,7 @@ usage(FILE *f)
 		"usage: svcgw-bench [--quick] [--json] [--workers N] [--seconds S]\n"
 		"                   [--scenario NAME]... [--hugepages] [--one-core] [--list]\n"
 		"                   [-- EAL args]\n"
+		"       svcgw-bench --line-rate --help   (a real port toward a gateway)\n"
 		"Runs svcgw's worker on in-process traffic (ring port in, null port out)\n"
 		"and reports Mpps, TSC cycles per packet and the ratio to a MAC-swap\n"
 		"baseline measured in the same run.\n");
@@ -204,6 +207,10 @@ main(int argc, char **argv)
 	int opt, eargc = 0, failed = 0;
 	double base_capacity = 0;
 
+	/* The other mode has options of its own. */
+	for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
+		if (strcmp(argv[i], "--line-rate") == 0)
+			return bench_lr_main(argc, argv);
 	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'q':

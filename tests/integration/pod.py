@@ -21,7 +21,12 @@ HTTP:
                           open while a test reloads the gateway
   POST /sink              reads the whole body, answers "BYTES SHA256HEX":
                           an exact count of what crossed the gateway
-UDP: any datagram is answered with the pod's name and a newline.
+UDP: any datagram is answered with the pod's name and a newline, but a
+  probe of svcgw-bench --line-rate (a datagram starting with b"SGLR",
+  app/svcgw-bench/linerate.h) is echoed whole with the pod address it
+  arrived on appended as text, so the sender can tell which backend
+  answered although every reply comes from the VIP. Probes come by the
+  ten thousand: they are not logged.
 
 Log lines (flushed at once): "http IP PORT PATH", "udp IP PORT DIGEST"
 (see udp_digest()), and "abort IP PORT BYTES" for a stream the client
@@ -173,10 +178,18 @@ def family(addr):
     return socket.AF_INET6 if ":" in addr else socket.AF_INET
 
 
+# svcgw-bench --line-rate's probes start with this (linerate.h).
+PROBE_MAGIC = b"SGLR"
+
+
 def udp_echo(sock, name, log):
     reply = (name + "\n").encode()
+    me = sock.getsockname()[0].encode()
     while True:
         data, peer = sock.recvfrom(65535)
+        if data.startswith(PROBE_MAGIC):
+            sock.sendto(data + me, peer)
+            continue
         ip, port = peer[:2]
         log.write(f"udp {ip} {port} {udp_digest(data)}")
         sock.sendto(reply, peer)
