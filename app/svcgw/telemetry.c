@@ -446,6 +446,7 @@ cmd_stats(const char *cmd, const char *params, struct rte_tel_data *d)
 		nsum.arp_not_ours += n->arp_not_ours;
 		nsum.ns_not_ours += n->ns_not_ours;
 		nsum.conflicts += n->conflicts;
+		nsum.quiet_seen += n->quiet_seen;
 		nsum.arp_invalid += n->arp_invalid;
 	}
 
@@ -461,6 +462,7 @@ cmd_stats(const char *cmd, const char *params, struct rte_tel_data *d)
 	rte_tel_data_add_dict_u64(d, "neigh_arp_not_ours", nsum.arp_not_ours);
 	rte_tel_data_add_dict_u64(d, "neigh_ns_not_ours", nsum.ns_not_ours);
 	rte_tel_data_add_dict_u64(d, "neigh_conflicts", nsum.conflicts);
+	rte_tel_data_add_dict_u64(d, "neigh_quiet_seen", nsum.quiet_seen);
 	rte_tel_data_add_dict_u64(d, "neigh_arp_invalid", nsum.arp_invalid);
 	for (unsigned int p = 0; p < a->ctx.n_ports; p++) {
 		struct rte_eth_stats es;

@@ -259,6 +259,14 @@ curl_init_once(void)
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
+void
+k8s_curl_init(void)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+	pthread_once(&once, curl_init_once);
+}
+
 static int
 put_err(char *err, size_t errlen, int rc, const char *msg)
 {
@@ -296,7 +304,6 @@ check_conf(const struct sg_k8s_conf *in, struct sg_k8s_conf *c, char *err, size_
 struct sg_k8s *
 sg_k8s_create(const struct sg_k8s_conf *conf, char *err, size_t errlen)
 {
-	static pthread_once_t once = PTHREAD_ONCE_INIT;
 	struct k8s_client_ops ops = {
 		.change = on_change, .nodes = on_nodes, .sync = on_sync, .take_mode = take_mode,
 	};
@@ -318,7 +325,7 @@ sg_k8s_create(const struct sg_k8s_conf *conf, char *err, size_t errlen)
 		errno = -rc;
 		return NULL;
 	}
-	pthread_once(&once, curl_init_once);
+	k8s_curl_init();
 	k = calloc(1, sizeof(*k));
 	if (k == NULL || pthread_mutex_init(&k->lock, NULL) != 0) {
 		free(k);

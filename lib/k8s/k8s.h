@@ -53,6 +53,9 @@
  * service ever appears without its endpoints. When the API server cannot be
  * reached nothing is drained: the tables stay as they were.
  *
+ * For writes, sg_k8s_call_*() (below) makes one request at a time on the
+ * caller's own thread, with the same credentials.
+ *
  * Not here: compiling a service into data-path tables (the daemon and
  * lib/svc), allocating LoadBalancer addresses and patching status (issue 7),
  * the configuration file (lib/conf).
@@ -323,5 +326,36 @@ int sg_k8s_sync_state(struct sg_k8s *k, struct sg_k8s_sync *out);
 const char *sg_k8s_resource_name(unsigned int res);
 /* "idle", "listing", "watching", "backoff"; "?" out of range. */
 const char *sg_k8s_stream_state_name(unsigned int state);
+
+/* ---- single requests ---------------------------------------------------- */
+
+/*
+ * One HTTP/1.1 request at a time, blocking, on the caller's thread, over one
+ * keep-alive connection: for the daemon's own writes (Leases), which must
+ * never wait behind the watches. The credentials are read as for
+ * sg_k8s_create() (a token file again every token_refresh seconds).
+ * Create returns NULL with errno and err as sg_k8s_create().
+ */
+struct sg_k8s_call;
+
+struct sg_k8s_call *sg_k8s_call_create(const struct sg_k8s_conf *conf, char *err,
+				       size_t errlen);
+void sg_k8s_call_free(struct sg_k8s_call *c);
+
+/*
+ * method ("GET", "POST", "PUT"...) on path (with its query, starting with
+ * '/'), with a JSON body or NULL, within timeout_ms. Returns the HTTP
+ * status (the body, NUL-terminated, in *resp, to free(); may be "") or a
+ * negative errno with *resp NULL and the reason in err:
+ *  -EINVAL   c, method or path NULL, path not starting with '/';
+ *  -EIO      no answer: connection, TLS or timeout (err says which);
+ *  -EMSGSIZE the answer is over 4 MiB;
+ *  -ENOMEM.
+ */
+int sg_k8s_call(struct sg_k8s_call *c, const char *method, const char *path, const char *body,
+		uint32_t timeout_ms, char **resp, char *err, size_t errlen);
+
+/* The server's URL ("" if c is NULL). */
+const char *sg_k8s_call_server(const struct sg_k8s_call *c);
 
 #endif /* SG_K8S_H */

@@ -691,10 +691,9 @@ client_main(void *arg)
 
 /* ---- set-up -------------------------------------------------------------- */
 
-static int
-setup_tls(struct k8s_client *c, CURL *e, char *err, size_t errlen)
+int
+k8s_curl_tls(const struct k8s_creds *cr, CURL *e, char *err, size_t errlen)
 {
-	const struct k8s_creds *cr = &c->creds;
 	struct curl_blob b;
 	CURLcode rc = CURLE_OK;
 	const char *what = "";
@@ -763,7 +762,7 @@ setup_easy(struct k8s_client *c, struct stream *s, char *err, size_t errlen)
 	curl_easy_setopt(e, CURLOPT_TCP_KEEPINTVL, 10L);
 	/* API servers compress large lists when asked. */
 	curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
-	return setup_tls(c, e, err, errlen);
+	return k8s_curl_tls(&c->creds, e, err, errlen);
 }
 
 struct k8s_client *

@@ -287,6 +287,16 @@ unsigned int k8s_queue_take(struct k8s_queue *q, struct sg_k8s_change *out, unsi
 
 /* ---- the client thread (k8s_client.c) ------------------------------------ */
 
+/* curl_global_init(), once per process, before any thread uses libcurl (k8s.c). */
+void k8s_curl_init(void);
+
+/*
+ * Make easy handle e (a CURL *) trust and present what cr says: CA, client
+ * certificate and key, insecure-skip-tls-verify. 0, or -EINVAL with err
+ * naming what libcurl refused.
+ */
+int k8s_curl_tls(const struct k8s_creds *cr, void *e, char *err, size_t errlen);
+
 struct k8s_client;
 
 /* Longest watch line: far above the 1.5 MiB etcd allows for an object. */

@@ -328,6 +328,8 @@ own_add(struct sg_neigh_table *t, const struct sg_neigh_key *k, uint8_t flags)
 	if (own_get(t, k, &old)) {
 		if ((old | flags) != old)
 			rte_hash_add_key_data(t->own_hash, k, (void *)(uintptr_t)(old | flags));
+		if (!sg_neigh_flags_answered(old | flags))
+			neigh_ann_cancel(t, k, 0);
 		return 0;
 	}
 	if (t->n_own >= t->conf.max_addrs)
@@ -681,9 +683,19 @@ input_arp(const struct sg_neigh_table *t, uint16_t port, uint8_t *buf, uint32_t 
 	}
 	sg_neigh_key4(&tk, port, a + ARP_TPA);
 	tflags = sg_neigh_owned(t, &tk);
+	if (!sg_neigh_flags_answered(tflags))
+		tflags = 0;
 	if (!spa_zero) {
+		uint8_t sflags;
+
 		sg_neigh_key4(&sk, port, spa);
-		if (sg_neigh_owned(t, &sk) != 0) {
+		sflags = sg_neigh_owned(t, &sk);
+		/* The owner of a VIP we forward quietly announcing it: as it should. */
+		if (sflags != 0 && !sg_neigh_flags_answered(sflags)) {
+			st->quiet_seen++;
+			return 0;
+		}
+		if (sflags != 0) {
 			/* Someone else sends as one of our addresses (RFC 5227 §2.4). */
 			st->conflicts++;
 			st->learned++;
@@ -728,9 +740,18 @@ input_ns(const struct sg_neigh_table *t, uint16_t port, uint8_t *buf, uint32_t *
 
 	sg_neigh_key6(&tk, port, nd->target);
 	tflags = sg_neigh_owned(t, &tk);
+	if (!sg_neigh_flags_answered(tflags))
+		tflags = 0;
 	if (!neigh_addr_unspecified(src)) {
+		uint8_t sflags;
+
 		sg_neigh_key6(&sk, port, src);
-		if (sg_neigh_owned(t, &sk) != 0) {
+		sflags = sg_neigh_owned(t, &sk);
+		if (sflags != 0 && !sg_neigh_flags_answered(sflags)) {
+			st->quiet_seen++;
+			return 0;
+		}
+		if (sflags != 0) {
 			st->conflicts++;
 			st->learned++;
 			learn_fill(learn, &sk, nd->has_lla ? nd->lla : buf + 6, SG_NEIGH_L_CONFLICT);
@@ -766,18 +787,24 @@ input_na(const struct sg_neigh_table *t, uint16_t port, const uint8_t *buf,
 	const uint8_t *dst = buf + pi->l3_off + 24;
 	const uint8_t *lla = nd->has_lla && neigh_mac_unicast(nd->lla) ? nd->lla : NULL;
 	struct sg_neigh_key tk, dk;
-	uint8_t flags = SG_NEIGH_L_REPLY;
+	uint8_t flags;
 	void *data;
 	uint64_t w;
 
 	st->na_received++;
 	sg_neigh_key6(&tk, port, nd->target);
-	if (sg_neigh_owned(t, &tk) != 0) {
+	flags = sg_neigh_owned(t, &tk);
+	if (flags != 0 && !sg_neigh_flags_answered(flags)) {
+		st->quiet_seen++;
+		return 0;
+	}
+	if (flags != 0) {
 		st->conflicts++;
 		st->learned++;
 		learn_fill(learn, &tk, lla != NULL ? lla : buf + 6, SG_NEIGH_L_CONFLICT);
 		return SG_NEIGH_RX_LEARN;
 	}
+	flags = SG_NEIGH_L_REPLY;
 	/* RFC 4861 §7.2.5: an advertisement never creates an entry. */
 	if (rte_hash_lookup_data(t->nb_hash, &tk, &data) < 0)
 		return 0;

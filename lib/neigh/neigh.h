@@ -286,7 +286,25 @@ void sg_neigh_link_local(const uint8_t mac[6], uint8_t out[16]);
 #define SG_NEIGH_ADDR_NODE 0x04	     /* a node address: NodePorts are served on it */
 #define SG_NEIGH_ADDR_VIP 0x08	     /* a LoadBalancer VIP */
 #define SG_NEIGH_ADDR_SNAT 0x10	     /* a SNAT source address: replies come to it */
-#define SG_NEIGH_ADDR_ALL 0x1f
+/*
+ * Forwarded but not claimed: another gateway owns this VIP on the link, so
+ * ARP and NDP for it go unanswered here, it is never announced (setting the
+ * flag cancels queued announcements), and the owner's announcements of it
+ * are no conflict. Only silences an address that is nothing but a VIP: a
+ * port, node or SNAT address is answered for whatever else it is.
+ */
+#define SG_NEIGH_ADDR_QUIET 0x20
+#define SG_NEIGH_ADDR_ALL 0x3f
+
+/* Whether ARP/NDP for an address of these flags is answered here. */
+static inline bool
+sg_neigh_flags_answered(uint8_t flags)
+{
+	return flags != 0 &&
+	       (!(flags & SG_NEIGH_ADDR_QUIET) ||
+		(flags & (SG_NEIGH_ADDR_PORT | SG_NEIGH_ADDR_LINK_LOCAL | SG_NEIGH_ADDR_NODE |
+			  SG_NEIGH_ADDR_SNAT)) != 0);
+}
 
 /* A port as the control thread registers it. */
 #define SG_NEIGH_PORT_IPV4 0x01 /* ip4 / ip4_prefix are set: ARP on this port */
@@ -530,6 +548,7 @@ struct sg_neigh_rx_stats {
 	uint64_t na_received;
 	uint64_t learned;	 /* learn records produced */
 	uint64_t conflicts;	 /* our address claimed by another MAC */
+	uint64_t quiet_seen;	 /* a quiet VIP announced or used by its owner */
 	uint64_t own;		 /* our own frames coming back */
 	uint64_t arp_invalid;	 /* bad opcode, sender MAC or sender address */
 	uint64_t nd_invalid[SG_NEIGH_ND_REASON_COUNT]; /* by reason; [0] unused */
@@ -614,6 +633,16 @@ int sg_neigh_hold(struct sg_neigh_table *t, const struct sg_neigh_key *key, stru
 #define SG_NEIGH_ANNOUNCE_FOREVER UINT32_MAX
 int sg_neigh_announce(struct sg_neigh_table *t, const struct sg_neigh_key *key, uint32_t count,
 		      uint32_t interval_ms, uint64_t now);
+
+/*
+ * As sg_neigh_announce(), then one more every refresh_ms (0: none) until
+ * cancelled or the address goes: switches keep the owner's MAC for the
+ * address in their tables, and a client that missed the burst learns it.
+ * Returns as sg_neigh_announce(), and -EADDRNOTAVAIL for a quiet address.
+ */
+int sg_neigh_announce_refresh(struct sg_neigh_table *t, const struct sg_neigh_key *key,
+			      uint32_t count, uint32_t interval_ms, uint32_t refresh_ms,
+			      uint64_t now);
 
 /*
  * Run the timers due at now (ms, never going back): request retries and

@@ -584,6 +584,12 @@ announce_run(struct sg_neigh_table *t, uint64_t now, uint32_t budget)
 		done++;
 		if (a->left != SG_NEIGH_ANNOUNCE_FOREVER)
 			a->left--;
+		if (a->left == 0 && a->refresh != 0) {
+			a->left = 1;
+			a->next = now + a->refresh;
+			i++;
+			continue;
+		}
 		if (a->left == 0) {
 			*a = t->anns[--t->n_ann];
 			continue;
@@ -659,6 +665,14 @@ int
 sg_neigh_announce(struct sg_neigh_table *t, const struct sg_neigh_key *key, uint32_t count,
 		  uint32_t interval_ms, uint64_t now)
 {
+	return sg_neigh_announce_refresh(t, key, count, interval_ms, 0, now);
+}
+
+int
+sg_neigh_announce_refresh(struct sg_neigh_table *t, const struct sg_neigh_key *key,
+			  uint32_t count, uint32_t interval_ms, uint32_t refresh_ms, uint64_t now)
+{
+	uint8_t flags;
 	struct ann *a;
 	int i;
 
@@ -671,7 +685,8 @@ sg_neigh_announce(struct sg_neigh_table *t, const struct sg_neigh_key *key, uint
 		t->anns[i] = t->anns[--t->n_ann];
 		return 0;
 	}
-	if (!neigh_key_port_ok(t, key) || sg_neigh_owned(t, key) == 0)
+	flags = sg_neigh_owned(t, key);
+	if (!neigh_key_port_ok(t, key) || !sg_neigh_flags_answered(flags))
 		return -EADDRNOTAVAIL;
 	if (i < 0) {
 		if (t->n_ann >= t->conf.max_announce)
@@ -682,6 +697,7 @@ sg_neigh_announce(struct sg_neigh_table *t, const struct sg_neigh_key *key, uint
 	a->key = *key;
 	a->left = count;
 	a->interval = interval_ms;
+	a->refresh = refresh_ms;
 	a->next = now;
 	return 0;
 }

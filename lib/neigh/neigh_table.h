@@ -50,6 +50,7 @@ struct ann {
 	struct sg_neigh_key key;
 	uint32_t left;		/* frames still to send, or SG_NEIGH_ANNOUNCE_FOREVER */
 	uint32_t interval;	/* ms */
+	uint32_t refresh;	/* ms between announcements once left runs out; 0: stop */
 	uint64_t next;		/* ms */
 };
 

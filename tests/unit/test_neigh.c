@@ -1784,6 +1784,105 @@ test_announce(void **state)
 
 /* ---- ports, telemetry, errors --------------------------------------------- */
 
+
+/*
+ * A quiet VIP (another gateway owns it on the link): ARP and NS for it go
+ * unanswered, its owner's gratuitous ARP and unsolicited NA are no
+ * conflict, it cannot be announced and going quiet cancels what was
+ * queued; one flag store brings it back.
+ */
+static void
+test_quiet_vip(void **state)
+{
+	struct sg_neigh_key v4 = k4(VIP4), v6 = k6(VIP6), port4 = k4(OUR4);
+	struct nd_spec s;
+	struct fx f;
+	uint8_t b[128];
+	uint32_t len;
+
+	(void)state;
+	fx_init(&f, NULL);
+	assert_false(sg_neigh_flags_answered(0));
+	assert_true(sg_neigh_flags_answered(SG_NEIGH_ADDR_VIP));
+	assert_false(sg_neigh_flags_answered(SG_NEIGH_ADDR_VIP | SG_NEIGH_ADDR_QUIET));
+	assert_true(sg_neigh_flags_answered(SG_NEIGH_ADDR_NODE | SG_NEIGH_ADDR_QUIET));
+
+	assert_int_equal(sg_neigh_addr_add(f.t, &v4, SG_NEIGH_ADDR_VIP), 0);
+	assert_int_equal(sg_neigh_addr_add(f.t, &v6, SG_NEIGH_ADDR_VIP), 0);
+	assert_int_equal(sg_neigh_announce(f.t, &v4, 3, 100, 0), 0);
+	assert_int_equal(sg_neigh_announce(f.t, &v6, 3, 100, 0), 0);
+	assert_int_equal(stats(&f).announcements, 2);
+
+	/* Quiet: still owned (forwarded), announcements gone, requests unanswered. */
+	assert_int_equal(sg_neigh_addr_add(f.t, &v4, SG_NEIGH_ADDR_VIP | SG_NEIGH_ADDR_QUIET), 0);
+	assert_int_equal(sg_neigh_addr_add(f.t, &v6, SG_NEIGH_ADDR_QUIET), 0);
+	assert_int_equal(sg_neigh_owned(f.t, &v4), SG_NEIGH_ADDR_VIP | SG_NEIGH_ADDR_QUIET);
+	assert_int_equal(stats(&f).announcements, 0);
+	assert_int_equal(sg_neigh_announce(f.t, &v4, 1, 0, 0), -EADDRNOTAVAIL);
+	len = arp_in(b, 1, PEER_MAC, BCAST, PEER_MAC, PEER4, ZERO_MAC, VIP4);
+	assert_int_equal(rx(&f, b, len) & SG_NEIGH_RX_REPLY, 0);
+	assert_int_equal(f.rx.arp_not_ours, 1);
+	s = ns_spec(VIP6);
+	len = nd_in(b, &s);
+	assert_int_equal(rx(&f, b, len) & SG_NEIGH_RX_REPLY, 0);
+	assert_int_equal(f.rx.ns_not_ours, 1);
+
+	/* The owner's announcements: neither conflicts nor learned. */
+	len = arp_in(b, 1, OTHER_MAC, BCAST, OTHER_MAC, VIP4, ZERO_MAC, VIP4);
+	assert_int_equal(rx(&f, b, len), 0);
+	s = na_spec(VIP6, ALL_NODES, SG_NEIGH_NA_OVERRIDE, OTHER_MAC);
+	s.eth_dst = BCAST;
+	len = nd_in(b, &s);
+	assert_int_equal(rx(&f, b, len), 0);
+	assert_int_equal(f.rx.conflicts, 0);
+	assert_int_equal(f.rx.quiet_seen, 2);
+
+	/* A port address is answered whatever flags it gains. */
+	assert_int_equal(sg_neigh_addr_add(f.t, &port4, SG_NEIGH_ADDR_QUIET), 0);
+	assert_int_equal(rx(&f, arp_req, 60) & SG_NEIGH_RX_REPLY, SG_NEIGH_RX_REPLY);
+	assert_int_equal(sg_neigh_addr_remove(f.t, &port4, SG_NEIGH_ADDR_QUIET), 0);
+
+	/* Taken over: the flag goes, the address is answered and announced again. */
+	assert_int_equal(sg_neigh_addr_remove(f.t, &v4, SG_NEIGH_ADDR_QUIET), 0);
+	assert_int_equal(sg_neigh_owned(f.t, &v4), SG_NEIGH_ADDR_VIP);
+	len = arp_in(b, 1, PEER_MAC, BCAST, PEER_MAC, PEER4, ZERO_MAC, VIP4);
+	assert_int_equal(rx(&f, b, len) & SG_NEIGH_RX_REPLY, SG_NEIGH_RX_REPLY);
+	assert_int_equal(sg_neigh_announce(f.t, &v4, 1, 0, 0), 0);
+	fx_fini(&f);
+}
+
+/* A burst, then one announcement every refresh_ms, until cancelled. */
+static void
+test_announce_refresh(void **state)
+{
+	struct sg_neigh_key v4 = k4(VIP4);
+	struct fx f;
+
+	(void)state;
+	fx_init(&f, NULL);
+	caps_reset();
+	assert_int_equal(sg_neigh_addr_add(f.t, &v4, SG_NEIGH_ADDR_VIP), 0);
+	assert_int_equal(sg_neigh_announce_refresh(f.t, &v4, 3, 100, 10000, 1000), 0);
+	assert_int_equal(sg_neigh_tick(f.t, 1000), 1);
+	assert_int_equal(sg_neigh_tick(f.t, 1100), 1);
+	assert_int_equal(sg_neigh_tick(f.t, 1200), 1);
+	/* The burst is over: the next one 10 s after its last frame. */
+	assert_int_equal(sg_neigh_tick(f.t, 1300), 0);
+	assert_int_equal(sg_neigh_tick(f.t, 11199), 0);
+	assert_int_equal(sg_neigh_tick(f.t, 11200), 1);
+	assert_int_equal(sg_neigh_tick(f.t, 21199), 0);
+	assert_int_equal(sg_neigh_tick(f.t, 21200), 1);
+	assert_int_equal(n_caps, 5);
+	for (unsigned int i = 0; i < 5; i++)
+		assert_cap(i, garp_vip, 60);
+	assert_int_equal(stats(&f).announcements, 1);
+	/* Cancelled with count 0, as any announcement. */
+	assert_int_equal(sg_neigh_announce(f.t, &v4, 0, 0, 21300), 0);
+	assert_int_equal(sg_neigh_tick(f.t, 40000), 0);
+	fx_fini(&f);
+}
+
+
 static int
 count_addr(const struct sg_neigh_key *key, uint8_t flags, void *arg)
 {
@@ -2207,6 +2306,8 @@ main(int argc, char **argv)
 		cmocka_unit_test(test_refresh_and_expiry),
 		cmocka_unit_test(test_table_full),
 		cmocka_unit_test(test_announce),
+		cmocka_unit_test(test_quiet_vip),
+		cmocka_unit_test(test_announce_refresh),
 		cmocka_unit_test(test_ports),
 		cmocka_unit_test(test_foreach_and_stats),
 		cmocka_unit_test(test_tx_and_alloc_errors),
