@@ -20,6 +20,7 @@
 #include "conf.h"
 #include "dp.h"
 #include "k8s.h"
+#include "lease.h"
 
 extern int sg_logtype_svcgw;
 extern int sg_logtype_k8s;	/* "svcgw.k8s": lib/k8s's messages and the cluster's services */
@@ -30,6 +31,34 @@ extern int sg_logtype_k8s;	/* "svcgw.k8s": lib/k8s's messages and the cluster's 
 
 struct app_services;
 struct app_k8s;
+struct app_lease;
+
+/*
+ * What the lease thread concluded (lease.c), as the control thread copies
+ * it: the live gateways, sorted, and whether this one leads.
+ */
+struct app_membership {
+	uint64_t generation;		/* bumped on every change; 0: nothing yet */
+	bool valid;
+	bool me_live;			/* we hold our heartbeat */
+	bool leader;
+	uint32_t n_live;
+	char live[SG_LEASE_MAX_PEERS][SG_LEASE_NAME_SIZE];
+};
+
+/* Which gateway answers for the VIPs, as the control thread applied it (announce.c). */
+struct app_announce {
+	bool failover;			/* the failover group is configured */
+	bool leader;			/* see app_leader_changed() */
+	uint64_t generation;		/* of the membership applied */
+	struct app_membership m;
+	uint32_t vips_owned;		/* answered here (per port) */
+	uint32_t vips_quiet;		/* forwarded, another gateway answers */
+	uint64_t takeovers;		/* VIPs taken since start */
+	uint64_t handovers;		/* VIPs given up since start */
+	uint64_t changes;		/* memberships applied */
+	uint64_t last_change_us;	/* CLOCK_REALTIME of the last one */
+};
 
 struct sg_app {
 	struct sg_conf *conf;			/* the running configuration */
@@ -41,6 +70,8 @@ struct sg_app {
 	struct sg_neigh_table *neigh;
 	struct app_services *services;
 	struct app_k8s *k8s;			/* NULL without a kubernetes group */
+	struct app_lease *lease;		/* NULL without a failover group */
+	struct app_announce announce;
 	uint64_t tsc_per_ms;
 	atomic_bool workers_stop;
 };
@@ -156,6 +187,48 @@ struct app_k8s_status {
 
 /* Under sg_app_lock. Returns 0 (source NONE without a client). */
 int app_k8s_status(const struct sg_app *a, struct app_k8s_status *st);
+
+/*
+ * lease.c: the lease thread. app_lease_create() runs before EAL, as
+ * app_k8s_create() (credentials read, nothing sent); *out is NULL without
+ * a failover group. app_lease_membership() copies the membership into
+ * *out if its generation is not *gen any more (and updates *gen); it never
+ * waits for the network.
+ */
+struct app_lease_status {
+	char name[SG_LEASE_NAME_SIZE];
+	char ns[SG_LEASE_NAME_SIZE];
+	struct sg_lease_elector hb;
+	struct sg_lease_elector leader;
+	char leader_holder[SG_LEASE_NAME_SIZE];
+	struct sg_lease_peers peers;
+	uint64_t now_ms;		/* CLOCK_MONOTONIC of this copy */
+	uint64_t listed_ms;		/* of the last successful list; 0 none */
+	uint64_t errors;
+	char last_error[256];
+};
+
+int app_lease_create(const struct sg_conf *c, struct app_lease **out, char *err, size_t errlen);
+int app_lease_start(struct sg_app *a);
+/* Stop the thread and release our Leases; harmless on NULL and twice. */
+void app_lease_stop(struct app_lease *l);
+void app_lease_free(struct app_lease *l);
+bool app_lease_membership(struct app_lease *l, uint64_t *gen, struct app_membership *out);
+void app_lease_status(struct app_lease *l, struct app_lease_status *st);
+
+/*
+ * announce.c: which VIPs this gateway answers ARP/NDP for. Control thread,
+ * under sg_app_lock. app_announce_vip_flags() is what services.c adds
+ * with a VIP it starts to own (SG_NEIGH_ADDR_VIP, with SG_NEIGH_ADDR_QUIET
+ * if another gateway owns it), app_announce_vip_new() announces it if it is
+ * ours. app_announce_poll() applies a new membership.
+ */
+void app_announce_init(struct sg_app *a);
+uint8_t app_announce_vip_flags(const struct sg_app *a, const struct sg_neigh_key *k);
+void app_announce_vip_new(struct sg_app *a, const struct sg_neigh_key *k);
+void app_announce_poll(struct sg_app *a);
+/* The owner of a VIP by the membership applied: "" if none, NULL without failover. */
+const char *app_announce_owner(const struct sg_app *a, uint8_t family, const uint8_t *addr);
 
 /* telemetry.c */
 int app_telemetry_init(void);

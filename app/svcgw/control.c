@@ -96,6 +96,9 @@ neigh_init(struct sg_app *a)
 		.max_addrs = (c->tables.service_keys + c->n_node_addrs + c->n_snat_addrs + 2) *
 			     c->n_ports,
 		.reachable_ms = c->timeouts.neighbour * 1000,
+		/* With failover every owned VIP keeps an announcement queued (its refresh). */
+		.max_announce = c->failover.line != 0 ?
+			(c->tables.service_keys + c->n_node_addrs + 2) * c->n_ports : 0,
 		.socket_id = SOCKET_ID_ANY,
 	};
 
@@ -406,11 +409,13 @@ app_control_run(struct sg_app *a)
 		}
 		pthread_mutex_unlock(&sg_app_lock);
 		app_k8s_poll(a);
+		app_announce_poll(a);
 		if (atomic_exchange(&sg_app_reload, false))
 			reload(a);
 		rte_delay_us_sleep(CTL_SLEEP_US);
 	}
 	SG_LOG(svcgw, NOTICE, "stopping");
+	app_lease_stop(a->lease);
 	app_k8s_stop(a->k8s);
 	atomic_store(&a->workers_stop, true);
 	rte_eal_mp_wait_lcore();
@@ -452,6 +457,7 @@ app_free(struct sg_app *a)
 	rte_ring_free(a->ctx.neigh_miss);
 	rte_ring_free(a->ctx.neigh_learn);
 	app_k8s_free(a->k8s);
+	app_lease_free(a->lease);
 	sg_neigh_free(a->neigh);
 	sg_svc_table_free(a->svc);
 	sg_dp_affinity_free(a->ctx.affinity);

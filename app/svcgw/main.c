@@ -167,6 +167,7 @@ main(int argc, char **argv)
 	int n_extra = 0, eargc, rc;
 	char err[1024];
 	struct app_k8s *k8s = NULL;
+	struct app_lease *lease = NULL;
 	struct sg_conf *c;
 	struct sg_app *a;
 
@@ -204,6 +205,11 @@ main(int argc, char **argv)
 		return 0;
 	}
 	rc = app_k8s_create(c, &k8s, err, sizeof(err));
+	if (rc == 0) {
+		rc = app_lease_create(c, &lease, err, sizeof(err));
+		if (rc != 0)
+			app_k8s_free(k8s);
+	}
 	if (rc != 0) {
 		fprintf(stderr, "%s\n", err);
 		sg_conf_free(c);
@@ -214,6 +220,7 @@ main(int argc, char **argv)
 	if (eargc < 0) {
 		fprintf(stderr, "svcgw: out of memory\n");
 		app_k8s_free(k8s);
+		app_lease_free(lease);
 		sg_conf_free(c);
 		return SG_EXIT_RUNTIME;
 	}
@@ -240,6 +247,9 @@ main(int argc, char **argv)
 	a->conf = c;
 	a->k8s = k8s;
 	k8s = NULL;	/* app_free() frees it */
+	a->lease = lease;
+	lease = NULL;
+	app_announce_init(a);
 	pthread_mutex_lock(&sg_app_lock);
 	sg_app = a;
 	pthread_mutex_unlock(&sg_app_lock);
@@ -257,7 +267,7 @@ main(int argc, char **argv)
 		rc = app_telemetry_init();
 	if (rc == 0)
 		rc = app_workers_start(a);
-	if (rc == 0 && app_k8s_start(a) != 0) {
+	if (rc == 0 && (app_k8s_start(a) != 0 || app_lease_start(a) != 0)) {
 		atomic_store(&a->workers_stop, true);
 		rte_eal_mp_wait_lcore();
 		rc = -1;
@@ -275,6 +285,7 @@ eal_cleanup:
 free_args:
 	eal_args_free(eal_owned, eargc);
 	app_k8s_free(k8s);
+	app_lease_free(lease);
 	sg_conf_free(c);
 	return rc;
 }

@@ -882,17 +882,27 @@ owned_ref(struct sg_app *a, const struct sg_neigh_key *k, unsigned int kind, int
 		o->refs[kind]--;
 	after = owned_flags(o);
 	if (after & ~before) {
-		rc = sg_neigh_addr_add(a->neigh, k, after & ~before);
+		uint8_t add = after & ~before;
+
+		/* A VIP another gateway owns comes quiet, in the same store. */
+		if (add & SG_NEIGH_ADDR_VIP)
+			add |= app_announce_vip_flags(a, k) & SG_NEIGH_ADDR_QUIET;
+		rc = sg_neigh_addr_add(a->neigh, k, add);
 		if (rc != 0) {
 			o->refs[kind]--;
-		} else if (before == 0 && (after & (SG_NEIGH_ADDR_NODE | SG_NEIGH_ADDR_VIP)) &&
-			   sg_neigh_announce(a->neigh, k, ANNOUNCE_COUNT, ANNOUNCE_INTERVAL_MS,
-					     app_now_ms(a)) != 0) {
-			SG_LOG(svcgw, WARNING, "an address not announced: announcement queue full");
+		} else if (before == 0 && (after & SG_NEIGH_ADDR_NODE)) {
+			if (sg_neigh_announce(a->neigh, k, ANNOUNCE_COUNT, ANNOUNCE_INTERVAL_MS,
+					      app_now_ms(a)) != 0)
+				SG_LOG(svcgw, WARNING,
+				       "an address not announced: announcement queue full");
+		} else if (before == 0 && (after & SG_NEIGH_ADDR_VIP)) {
+			app_announce_vip_new(a, k);
 		}
 	}
 	if (before & ~after)
-		sg_neigh_addr_remove(a->neigh, k, before & ~after);
+		sg_neigh_addr_remove(a->neigh, k,
+				     (before & ~after) | ((before & ~after & SG_NEIGH_ADDR_VIP) ?
+							  SG_NEIGH_ADDR_QUIET : 0));
 	if (owned_flags(o) == 0) {
 		app_map_del(&s->owned, &o->key, sizeof(o->key));
 		free(o);

@@ -754,6 +754,113 @@ out:
 	return rc;
 }
 
+/*
+ * Failover: this gateway's Leases, the live gateways, who leads, and the
+ * owner of every VIP. Without a failover group, enabled 0 and nothing else.
+ */
+struct vip_rows {
+	struct column *cols;
+	const struct sg_app *a;
+	uint32_t n;
+};
+
+static int
+vip_row(const struct sg_neigh_key *key, uint8_t flags, void *arg)
+{
+	struct vip_rows *r = arg;
+	struct sg_conf_addr ca = { .family = key->family == 4 ? SG_CONF_V4 : SG_CONF_V6 };
+	char ip[SG_CONF_ADDR_STRLEN];
+	const char *owner;
+
+	if (!(flags & SG_NEIGH_ADDR_VIP) || r->n >= 256)
+		return 0;
+	memcpy(ca.addr, key->addr, key->family == 4 ? 4 : 16);
+	ca.len = key->family == 4 ? 32 : 128;
+	owner = app_announce_owner(r->a, key->family, key->addr);
+	rte_tel_data_add_array_string(r->cols[0].data, sg_conf_addr_str(&ca, ip, sizeof(ip)));
+	rte_tel_data_add_array_u64(r->cols[1].data, key->port);
+	rte_tel_data_add_array_string(r->cols[2].data, owner != NULL ? owner : "");
+	rte_tel_data_add_array_u64(r->cols[3].data, sg_neigh_flags_answered(flags));
+	r->n++;
+	return 0;
+}
+
+static int
+cmd_failover(const char *cmd, const char *params, struct rte_tel_data *d)
+{
+	static const char *const names[] = { "vip", "port", "owner", "answered" };
+	static const enum rte_tel_value_type types[] = {
+		RTE_TEL_STRING_VAL, RTE_TEL_U64_VAL, RTE_TEL_STRING_VAL, RTE_TEL_U64_VAL,
+	};
+	struct column cols[RTE_DIM(names)] = { 0 };
+	struct app_lease_status *st = malloc(sizeof(*st));
+	struct rte_tel_data *live = NULL, *peers = NULL;
+	const struct app_announce *an;
+	struct vip_rows rows = { .cols = cols };
+	int rc = -ENOMEM;
+
+	(void)cmd;
+	(void)params;
+	pthread_mutex_lock(&sg_app_lock);
+	if (sg_app == NULL) {
+		rc = -EAGAIN;
+		goto out;
+	}
+	an = &sg_app->announce;
+	rte_tel_data_start_dict(d);
+	rte_tel_data_add_dict_u64(d, "enabled", an->failover);
+	rte_tel_data_add_dict_u64(d, "leader", an->leader);
+	if (!an->failover) {
+		rc = 0;
+		goto out;
+	}
+	live = rte_tel_data_alloc();
+	peers = rte_tel_data_alloc();
+	if (st == NULL || live == NULL || peers == NULL ||
+	    columns_new(cols, RTE_DIM(cols), names, types) != 0)
+		goto out;
+	app_lease_status(sg_app->lease, st);
+	rte_tel_data_add_dict_string(d, "name", st->name);
+	rte_tel_data_add_dict_string(d, "namespace", st->ns);
+	rte_tel_data_add_dict_string(d, "leader_lease", st->leader.name);
+	rte_tel_data_add_dict_string(d, "leader_holder", st->leader_holder);
+	rte_tel_data_add_dict_u64(d, "heartbeat_held", sg_lease_elector_held(&st->hb, st->now_ms));
+	rte_tel_data_add_dict_u64(d, "list_age_ms",
+				  st->listed_ms != 0 ? st->now_ms - st->listed_ms : UINT64_MAX);
+	rte_tel_data_start_array(live, RTE_TEL_STRING_VAL);
+	for (uint32_t i = 0; i < an->m.n_live; i++)
+		rte_tel_data_add_array_string(live, an->m.live[i]);
+	rte_tel_data_add_dict_container(d, "live", live, 0);
+	live = NULL;
+	rte_tel_data_start_array(peers, RTE_TEL_STRING_VAL);
+	for (uint32_t i = 0; i < st->peers.n; i++)
+		rte_tel_data_add_array_string(peers, st->peers.p[i].name);
+	rte_tel_data_add_dict_container(d, "leases", peers, 0);
+	peers = NULL;
+	rte_tel_data_add_dict_u64(d, "vips_owned", an->vips_owned);
+	rte_tel_data_add_dict_u64(d, "vips_quiet", an->vips_quiet);
+	rte_tel_data_add_dict_u64(d, "takeovers", an->takeovers);
+	rte_tel_data_add_dict_u64(d, "handovers", an->handovers);
+	rte_tel_data_add_dict_u64(d, "membership_changes", an->changes);
+	rte_tel_data_add_dict_u64(d, "last_change_us", an->last_change_us);
+	rte_tel_data_add_dict_u64(d, "heartbeat_renewals", st->hb.renewals);
+	rte_tel_data_add_dict_u64(d, "leader_acquired", st->leader.acquired);
+	rte_tel_data_add_dict_u64(d, "conflicts", st->hb.conflicts + st->leader.conflicts);
+	rte_tel_data_add_dict_u64(d, "errors", st->errors);
+	rte_tel_data_add_dict_string(d, "last_error", st->last_error);
+	rows.a = sg_app;
+	sg_neigh_addr_foreach(sg_app->neigh, vip_row, &rows);
+	columns_add(d, cols, RTE_DIM(cols));
+	rc = 0;
+out:
+	pthread_mutex_unlock(&sg_app_lock);
+	columns_free(cols, RTE_DIM(cols));
+	rte_tel_data_free(live);
+	rte_tel_data_free(peers);
+	free(st);
+	return rc;
+}
+
 int
 app_telemetry_init(void)
 {
@@ -773,6 +880,8 @@ app_telemetry_init(void)
 		  "Neighbour table, a page of 32 from the offset given. Parameters: [start]" },
 		{ "/svcgw/sync", cmd_sync,
 		  "How the tables follow the Kubernetes API. No parameters" },
+		{ "/svcgw/failover", cmd_failover,
+		  "Leases, live gateways, leader, and the owner of each VIP. No parameters" },
 		{ "/svcgw/skipped", cmd_skipped,
 		  "Kubernetes services not served, and why; a page of 32. Parameters: [start]" },
 	};

@@ -192,6 +192,23 @@ struct sg_conf_kubernetes {
 	uint32_t line;				/* of the group; 0 when absent */
 };
 
+/*
+ * The failover group: several gateways agreeing through Leases in one
+ * namespace. Absent (line 0): this gateway answers for every VIP, as
+ * before, and is the leader.
+ */
+struct sg_conf_failover {
+	char *name;				/* this gateway: Lease svcgw-<name> */
+	char *namespace;			/* where the Leases live */
+	char *leader_lease;			/* the shared Lease of the leader */
+	uint32_t lease_duration;		/* seconds (leaseDurationSeconds) */
+	uint32_t renew_interval_ms;		/* between renewals of our Leases */
+	uint32_t announce_count;		/* gratuitous ARP / NA on taking a VIP */
+	uint32_t announce_interval_ms;		/* between those */
+	uint32_t announce_refresh;		/* seconds between refreshes; 0: none */
+	uint32_t line;				/* of the group; 0 when absent */
+};
+
 struct sg_conf {
 	char *path;				/* the file, as given to sg_conf_load() */
 	char **eal;				/* extra EAL arguments */
@@ -213,6 +230,7 @@ struct sg_conf {
 	struct sg_conf_timeouts timeouts;
 	uint32_t flow_rate;			/* new flows/s per worker; 0: no limit */
 	struct sg_conf_kubernetes kubernetes;	/* the Kubernetes API, if used */
+	struct sg_conf_failover failover;	/* several gateways, if used */
 	struct sg_conf_service *services;	/* the static service list, may be empty */
 	uint32_t n_services;
 	struct sg_conf_lines *lines;		/* private: for sg_conf_reload_check() */

@@ -664,6 +664,69 @@ static const struct group kubernetes_group = {
 	.check = check_kubernetes,
 };
 
+/* ---- failover ------------------------------------------------------------------------------- */
+
+/*
+ * Leases need the API; and a renewal must fit in a lease several times
+ * over, or one slow answer from the API server makes a live gateway look
+ * dead to the others.
+ */
+static int
+check_failover(struct conf_ctx *ctx, const config_setting_t *gs, void *base, unsigned int idx)
+{
+	const struct sg_conf_failover *f = (const struct sg_conf_failover *)base + idx;
+
+	if (ctx->conf->kubernetes.source == SG_CONF_K8S_NONE)
+		return conf_err(ctx, gs, "needs the kubernetes group (the Leases are in the API)");
+	if ((uint64_t)f->renew_interval_ms * 3 > (uint64_t)f->lease_duration * 1000)
+		return conf_err(ctx, conf_member(gs, "renew_interval_ms"),
+				"%u ms: at most a third of lease_duration (%u s)",
+				f->renew_interval_ms, f->lease_duration);
+	if (strcmp(f->leader_lease, "svcgw-") > 0 && strncmp(f->leader_lease, "svcgw-", 6) == 0 &&
+	    strcmp(f->leader_lease + 6, f->name) == 0)
+		return conf_err(ctx, conf_member(gs, "leader_lease"),
+				"\"%s\" is the heartbeat Lease of this gateway", f->leader_lease);
+	return 0;
+}
+
+static int
+leader_lease_default(struct conf_ctx *ctx, const config_setting_t *gs, void *obj)
+{
+	(void)gs;
+	((struct sg_conf_failover *)obj)->leader_lease = strdup("svcgw-leader");
+	return ((struct sg_conf_failover *)obj)->leader_lease != NULL ? 0 : conf_err_nomem(ctx);
+}
+
+static const struct setting failover_settings[] = {
+	{ .name = "name", .kind = SK_STR, .size = 0, .flags = F_REQUIRED,
+	  .check = conf_is_dns_label, .what = LABEL_WHAT, OFF(struct sg_conf_failover, name) },
+	{ .name = "namespace", .kind = SK_STR, .size = 0, .flags = F_REQUIRED,
+	  .check = conf_is_dns_label, .what = LABEL_WHAT,
+	  OFF(struct sg_conf_failover, namespace) },
+	{ .name = "leader_lease", .kind = SK_STR, .size = 0, .check = conf_is_dns_label,
+	  .what = LABEL_WHAT, .dflt = leader_lease_default,
+	  OFF(struct sg_conf_failover, leader_lease) },
+	/* 2 s and 0.5 s: a dead gateway's VIPs move within about 2.5 s. */
+	{ .name = "lease_duration", INT(1, 3600), .flags = F_DEFAULT, DEF(2),
+	  OFF(struct sg_conf_failover, lease_duration) },
+	{ .name = "renew_interval_ms", INT(50, 1200000), .flags = F_DEFAULT, DEF(500),
+	  OFF(struct sg_conf_failover, renew_interval_ms) },
+	{ .name = "announce_count", INT(1, 16), .flags = F_DEFAULT, DEF(3),
+	  OFF(struct sg_conf_failover, announce_count) },
+	{ .name = "announce_interval_ms", INT(10, 10000), .flags = F_DEFAULT, DEF(100),
+	  OFF(struct sg_conf_failover, announce_interval_ms) },
+	{ .name = "announce_refresh", INT(0, 3600), .flags = F_DEFAULT, DEF(10),
+	  OFF(struct sg_conf_failover, announce_refresh) },
+};
+
+static const struct group failover_group = {
+	.settings = failover_settings,
+	.n = SG_ARRAY_SIZE(failover_settings),
+	.size = sizeof(struct sg_conf_failover),
+	.line_off = offsetof(struct sg_conf_failover, line),
+	.check = check_failover,
+};
+
 /* ---- the whole file -------------------------------------------------------------------------- */
 
 /* A key a service is served on: a VIP and port, or a node address and node_port. */
@@ -932,6 +995,8 @@ static const struct setting root_settings[] = {
 	  OFF(struct sg_conf, flow_rate) },
 	{ .name = "kubernetes", .kind = SK_GROUP, .group = &kubernetes_group, .flags = F_NORELOAD,
 	  OFF(struct sg_conf, kubernetes) },
+	{ .name = "failover", .kind = SK_GROUP, .group = &failover_group, .flags = F_NORELOAD,
+	  OFF(struct sg_conf, failover) },
 	{ .name = "services", .kind = SK_LIST, .group = &service_group,
 	  .cmin = 0, .cmax = 1u << 22, ARR(struct sg_conf, services, n_services) },
 };

@@ -33,6 +33,13 @@ packets and exits.
       digest is known) from a socket bound to SPORT: above the link MTU the
       kernel sends it in fragments. Prints the answer that comes within 3 s.
 
+  client.py udp-loop HOST PORT INTERVAL_MS COUNT
+      COUNT datagrams, one every INTERVAL_MS, each from a new source port
+      (a new flow: a fresh Maglev pick on whichever gateway gets it), each
+      waiting at most INTERVAL_MS for its answer. Prints one line per
+      answer, "T NAME" (T: CLOCK_MONOTONIC seconds when it came), so a
+      test sees how long the service was unreachable.
+
   client.py frags HOST PORT SPORT SIZE ORDER
       The same datagram made by hand as IPv4 fragments of at most 1000
       bytes, sent in ORDER ("forward" or "reverse"); prints the answer.
@@ -182,6 +189,25 @@ def udp(host, port, sport, size):
     return print_answer(s)
 
 
+def udp_loop(host, port, interval_ms, count):
+    import time
+    for i in range(count):
+        t0 = time.monotonic()
+        with socket.socket(family(host), socket.SOCK_DGRAM) as s:
+            s.settimeout(interval_ms / 1000)
+            try:
+                s.sendto(f"loop {i}\n".encode(), (host, port))
+                data = s.recv(2048)
+                print(f"{time.monotonic():.4f} {data.decode().strip()}",
+                      flush=True)
+            except OSError:
+                pass
+        left = interval_ms / 1000 - (time.monotonic() - t0)
+        if left > 0:
+            time.sleep(left)
+    return 0
+
+
 def scapy():
     """scapy, sending through the kernel's routes and neighbours (a raw
     socket), not through its own ARP."""
@@ -241,6 +267,9 @@ def main(argv):
         if argv[:1] == ["too-big"] and len(argv) == 8:
             return too_big(argv[1], argv[2], int(argv[3]), argv[4],
                            int(argv[5]), argv[6], int(argv[7]))
+        if argv[:1] == ["udp-loop"] and len(argv) == 5:
+            return udp_loop(argv[1], int(argv[2]), int(argv[3]),
+                            int(argv[4]))
         if argv[:1] == ["df-udp"] and len(argv) == 4:
             return df_udp(argv[1], int(argv[2]), int(argv[3]))
         if argv[:1] == ["ext-http"] and len(argv) == 4:

@@ -1173,3 +1173,167 @@ def service_table(gw, namespace_name):
         be = gw.ctl("backends", str(i))["/svcgw/backends"]
         out[name] = (keys, sorted(be["address"]))
     return out
+
+
+# -- several gateways on one link (failover) -------------------------------
+
+LAN_API = "198.51.100.249"          # the API stand-in, on the lan's br-api
+LAN_API_GW = ("198.51.100.250", "198.51.100.251", "198.51.100.252")
+LAN_EXT = ("198.51.100.1", "198.51.100.3", "198.51.100.4")
+LAN_INT = ("203.0.113.1", "203.0.113.3", "203.0.113.4")
+
+
+class Lan:
+    """Gateways side by side: one L2 segment for the clients and one for
+    the pods, each a Linux bridge inside a namespace of the run (never
+    bridged to a real interface), and a third bridge on which the gateways
+    reach the API stand-in.
+
+      NS-client eth0 198.51.100.2/24 --+                 +-- NS-pods eth0
+        192.0.2.0/24 on-link (ARP      |  NS-lan         |   203.0.113.11-13
+        for the VIPs themselves)    br-ext  br-int  br-api 198.51.100.249/29
+                                       |       |        |
+      NS-gw<i>: gw-ext (198.51.100.1, .3)  gw-int (203.0.113.1, .3)
+                api 198.51.100.250+i/29 (kernel: the Lease traffic)
+
+    The DSR return path (direct=True) is Topology's: a veth pods -> client.
+    """
+
+    def __init__(self, h, n_gateways=2):
+        self.h = h
+        self.lan = f"{h.prefix}-lan"
+        self.client = f"{h.prefix}-client"
+        self.pods = f"{h.prefix}-pods"
+        self.gws = [f"{h.prefix}-gw{i}" for i in range(n_gateways)]
+
+    def _port(self, ns, name, bridge, peer):
+        run(["ip", "-n", self.lan, "link", "add", peer, "type", "veth",
+             "peer", "name", name, "netns", ns])
+        run(["ip", "-n", self.lan, "link", "set", peer, "master", bridge,
+             "up"])
+        # As Topology: software checksums, no GRO merging past the MTU.
+        run(["ethtool", "-K", name, "tx", "off", "gro", "off"], ns=ns)
+        run(["ip", "-n", ns, "link", "set", name, "up"])
+
+    def create(self, direct=True):
+        h = self.h
+        for ns in [self.lan, self.client, self.pods] + self.gws:
+            h.add_namespace(ns)
+            sysctls = [f"net.ipv6.conf.{c}.disable_ipv6=1"
+                       for c in ("all", "default")]
+            if direct:
+                sysctls += [f"net.ipv4.conf.{c}.rp_filter=0"
+                            for c in ("all", "default")]
+            if ns == self.pods:
+                sysctls += [f"net.ipv4.conf.{c}.{k}"
+                            for c in ("all", "default")
+                            for k in ("arp_ignore=1", "arp_announce=2")]
+            run(["sysctl", "-qw"] + sysctls, ns=ns)
+            run(["ip", "-n", ns, "link", "set", "lo", "up"])
+        for br in ("br-ext", "br-int", "br-api"):
+            # No STP and no forwarding delay: ports forward at once.
+            run(["ip", "-n", self.lan, "link", "add", br, "type", "bridge",
+                 "stp_state", "0", "forward_delay", "0"])
+            run(["ip", "-n", self.lan, "link", "set", br, "up"])
+        run(["ip", "-n", self.lan, "addr", "add", f"{LAN_API}/29", "dev",
+             "br-api"])
+        self._port(self.client, "eth0", "br-ext", "c-eth0")
+        self._port(self.pods, "eth0", "br-int", "p-eth0")
+        for i, gw in enumerate(self.gws):
+            self._port(gw, "gw-ext", "br-ext", f"g{i}-ext")
+            self._port(gw, "gw-int", "br-int", f"g{i}-int")
+            self._port(gw, "api", "br-api", f"g{i}-api")
+            run(["ip", "-n", gw, "addr", "add", f"{LAN_API_GW[i]}/29", "dev",
+                 "api"])
+        run(["ip", "-n", self.client, "addr", "add", f"{CLIENT_ADDR}/24",
+             "dev", "eth0"])
+        # On-link: the client ARPs for each VIP, and whoever answers gets it.
+        run(["ip", "-n", self.client, "route", "add", "192.0.2.0/24", "dev",
+             "eth0"])
+        for _, addr in PODS:
+            run(["ip", "-n", self.pods, "addr", "add", f"{addr}/24", "dev",
+                 "eth0"])
+        if direct:
+            Topology._direct(self, False)
+        return self
+
+    def gw_mac(self, i):
+        out = run(["ip", "-n", self.gws[i], "-br", "link", "show",
+                   "gw-ext"]).stdout.split()
+        return out[2].lower()
+
+    def hold_vips(self, vips):
+        Topology.hold_vips(self, vips)
+
+
+def lan_gateway_conf(file_prefix, i, name, kubeconfig, namespace,
+                     services=(), extra=None):
+    """Gateway i of a Lan: its own port addresses and SNAT address, the
+    Kubernetes group and the failover group."""
+    conf = gateway_conf(file_prefix, list(services))
+    conf["ports"][0]["address"] = f"{LAN_EXT[i]}/24"
+    conf["ports"][1]["address"] = f"{LAN_INT[i]}/24"
+    conf["node_addresses"] = [f"192.0.2.{1 + 10 * i}"]
+    conf["snat_addresses"] = [LAN_INT[i]]
+    conf["kubernetes"] = k8s_kubeconfig(kubeconfig)
+    conf["failover"] = {"name": name, "namespace": namespace}
+    conf["failover"].update(extra or {})
+    return conf
+
+
+def _siphash24(key, data):
+    """SipHash-2-4 (Aumasson and Bernstein): a second implementation of the
+    rendezvous weight, independent of lib/maglev's."""
+    import struct
+    mask = (1 << 64) - 1
+
+    def rotl(x, b):
+        return ((x << b) | (x >> (64 - b))) & mask
+
+    k0, k1 = struct.unpack("<QQ", key)
+    v = [k0 ^ 0x736f6d6570736575, k1 ^ 0x646f72616e646f6d,
+         k0 ^ 0x6c7967656e657261, k1 ^ 0x7465646279746573]
+
+    def rnd():
+        v[0] = (v[0] + v[1]) & mask
+        v[1] = rotl(v[1], 13) ^ v[0]
+        v[0] = rotl(v[0], 32)
+        v[2] = (v[2] + v[3]) & mask
+        v[3] = rotl(v[3], 16) ^ v[2]
+        v[0] = (v[0] + v[3]) & mask
+        v[3] = rotl(v[3], 21) ^ v[0]
+        v[2] = (v[2] + v[1]) & mask
+        v[1] = rotl(v[1], 17) ^ v[2]
+        v[2] = rotl(v[2], 32)
+
+    n = len(data)
+    end = n - n % 8
+    for i in range(0, end, 8):
+        m = struct.unpack("<Q", data[i:i + 8])[0]
+        v[3] ^= m
+        rnd()
+        rnd()
+        v[0] ^= m
+    b = (n & 0xff) << 56
+    for i, c in enumerate(data[end:]):
+        b |= c << (8 * i)
+    v[3] ^= b
+    rnd()
+    rnd()
+    v[0] ^= b
+    v[2] ^= 0xff
+    for _ in range(4):
+        rnd()
+    return v[0] ^ v[1] ^ v[2] ^ v[3]
+
+
+def hrw_owner(names, vip):
+    """The gateway answering for vip among names (lib/lease/lease.h):
+    highest SipHash-2-4 under "svcgw-rendezvous" of name, 0, family,
+    address; equal weights to the first name."""
+    import ipaddress
+    a = ipaddress.ip_address(vip)
+    fam = bytes([4 if a.version == 4 else 6])
+    return max(sorted(names), key=lambda n: (
+        _siphash24(b"svcgw-rendezvous", n.encode() + b"\0" + fam + a.packed),
+        [-c for c in n.encode()]))
