@@ -682,8 +682,7 @@ check_failover(struct conf_ctx *ctx, const config_setting_t *gs, void *base, uns
 		return conf_err(ctx, conf_member(gs, "renew_interval_ms"),
 				"%u ms: at most a third of lease_duration (%u s)",
 				f->renew_interval_ms, f->lease_duration);
-	if (strcmp(f->leader_lease, "svcgw-") > 0 && strncmp(f->leader_lease, "svcgw-", 6) == 0 &&
-	    strcmp(f->leader_lease + 6, f->name) == 0)
+	if (strncmp(f->leader_lease, "svcgw-", 6) == 0 && strcmp(f->leader_lease + 6, f->name) == 0)
 		return conf_err(ctx, conf_member(gs, "leader_lease"),
 				"\"%s\" is the heartbeat Lease of this gateway", f->leader_lease);
 	return 0;

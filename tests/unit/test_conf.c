@@ -452,6 +452,27 @@ static const struct bad bad_rows[] = {
 	  SVC(LBF "ports = ( { port = 80; node_port = 30080; } ); "),
 	  "5: services: 2 service keys, more than tables.service_keys (1)" },
 
+	/* The failover group: Leases need the API, and renewals fit the lease. */
+	{ "failover_without_k8s", BASE "failover = { name = \"gw-a\"; namespace = \"svcgw\"; };\n",
+	  "4: failover: needs the kubernetes group (the Leases are in the API)" },
+	{ "failover_missing_name", BASE "kubernetes = { source = \"in-cluster\"; };\n"
+	  "failover = { namespace = \"svcgw\"; };\n",
+	  "5: failover: missing setting \"name\"" },
+	{ "failover_name_label", BASE "kubernetes = { source = \"in-cluster\"; };\n"
+	  "failover = { name = \"GW_A\"; namespace = \"svcgw\"; };\n",
+	  "5: failover.name: \"GW_A\" is not a DNS-1123 label (a-z, 0-9 and '-', 1 to 63, "
+	  "starting and ending with a letter or digit)" },
+	{ "failover_renew", BASE "kubernetes = { source = \"in-cluster\"; };\n"
+	  "failover = { name = \"gw-a\"; namespace = \"svcgw\"; lease_duration = 1; "
+	  "renew_interval_ms = 400; };\n",
+	  "5: failover.renew_interval_ms: 400 ms: at most a third of lease_duration (1 s)" },
+	{ "failover_leader_is_heartbeat", BASE "kubernetes = { source = \"in-cluster\"; };\n"
+	  "failover = { name = \"gw-a\"; namespace = \"svcgw\"; leader_lease = \"svcgw-gw-a\"; };\n",
+	  "5: failover.leader_lease: \"svcgw-gw-a\" is the heartbeat Lease of this gateway" },
+	{ "failover_announce_count", BASE "kubernetes = { source = \"in-cluster\"; };\n"
+	  "failover = { name = \"gw-a\"; namespace = \"svcgw\"; announce_count = 0; };\n",
+	  "5: failover.announce_count: 0 is out of range (1-16)" },
+
 	/* The kubernetes group, line 4 after BASE. */
 	{ "k8s_type", BASE "kubernetes = \"in-cluster\";\n",
 	  "4: kubernetes: must be a group { ... }, not a string" },
