@@ -758,6 +758,8 @@ out:
  * Failover: this gateway's Leases, the live gateways, who leads, and the
  * owner of every VIP. Without a failover group, enabled 0 and nothing else.
  */
+#define FAILOVER_ROWS 64
+
 struct vip_rows {
 	struct column *cols;
 	const struct sg_app *a;
@@ -772,7 +774,8 @@ vip_row(const struct sg_neigh_key *key, uint8_t flags, void *arg)
 	char ip[SG_CONF_ADDR_STRLEN];
 	const char *owner;
 
-	if (!(flags & SG_NEIGH_ADDR_VIP) || r->n >= 256)
+	/* One telemetry reply holds about 16 KB: the first rows only (vips_owned/quiet count all). */
+	if (!(flags & SG_NEIGH_ADDR_VIP) || r->n >= FAILOVER_ROWS)
 		return 0;
 	memcpy(ca.addr, key->addr, key->family == 4 ? 4 : 16);
 	ca.len = key->family == 4 ? 32 : 128;
@@ -830,13 +833,13 @@ cmd_failover(const char *cmd, const char *params, struct rte_tel_data *d)
 	rte_tel_data_start_array(live, RTE_TEL_STRING_VAL);
 	for (uint32_t i = 0; i < an->m.n_live; i++)
 		rte_tel_data_add_array_string(live, an->m.live[i]);
-	rte_tel_data_add_dict_container(d, "live", live, 0);
-	live = NULL;
+	if (rte_tel_data_add_dict_container(d, "live", live, 0) == 0)
+		live = NULL;
 	rte_tel_data_start_array(peers, RTE_TEL_STRING_VAL);
 	for (uint32_t i = 0; i < st->peers.n; i++)
 		rte_tel_data_add_array_string(peers, st->peers.p[i].name);
-	rte_tel_data_add_dict_container(d, "leases", peers, 0);
-	peers = NULL;
+	if (rte_tel_data_add_dict_container(d, "leases", peers, 0) == 0)
+		peers = NULL;
 	rte_tel_data_add_dict_u64(d, "vips_owned", an->vips_owned);
 	rte_tel_data_add_dict_u64(d, "vips_quiet", an->vips_quiet);
 	rte_tel_data_add_dict_u64(d, "takeovers", an->takeovers);
