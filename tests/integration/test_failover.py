@@ -191,15 +191,21 @@ def failover_round(tap, h, lan, srv, owner, other, rnd):
     t_kill, wall_kill = time.monotonic(), time.time()
     owner.gw.stop(signal.SIGKILL)
     out, _ = loop.communicate(timeout=60)
+    t_end = time.monotonic()
     times = [float(line.split()[0]) for line in out.splitlines() if line]
     before = [t for t in times if t < t_kill]
     after = [t for t in times if t >= t_kill]
-    outage = (after[0] - before[-1]) if before and after else float("inf")
-    tap.ok(outage < TARGET_S,
+    # The longest silence around the kill: answers to requests sent just
+    # before it may still arrive just after it, before the silence. The
+    # loop ends 4.5 s after the kill, so the silence is bounded by it.
+    gaps = [b - a for a, b in zip(times, times[1:]) if b >= t_kill]
+    outage = max(gaps) if before and after else float("inf")
+    tap.ok(outage < TARGET_S and t_end - after[-1] < 0.5,
            f"round {rnd + 1}: the VIP answers again {outage * 1000:.0f} ms "
-           f"after the last answer before the owner was killed "
-           f"(< {TARGET_S * 1000:.0f})",
-           f"{len(before)} answers before, {len(after)} after")
+           f"after the last answer before the silence that follows the "
+           f"owner's kill (< {TARGET_S * 1000:.0f}), and to the end",
+           f"{len(before)} answers before, {len(after)} after, the last "
+           f"{t_end - after[-1] if after else 0:.3f} s before the end")
     time.sleep(0.3)
     cap.stop()
     mac = lan.gw_mac(other.i)
