@@ -33,6 +33,9 @@
 #define SG_CONF_MAX_SRC_RANGES 32u	/* per address family, as lib/svc */
 #define SG_CONF_MAX_SVC_PORTS 64u	/* ports of one service */
 #define SG_CONF_MAX_ENDPOINTS 65535u	/* endpoints of one service, as lib/svc */
+#define SG_CONF_MAX_POOLS 64u		/* lb.pools */
+#define SG_CONF_MAX_POOL_RANGES 32u	/* addresses of one pool */
+#define SG_CONF_MAX_POOL_NAMESPACES 64u
 
 /* Buffer sizes, terminating NUL included. */
 #define SG_CONF_PORT_NAME_SIZE 16u	/* [a-z0-9_-]{1,15} */
@@ -209,6 +212,38 @@ struct sg_conf_failover {
 	uint32_t line;				/* of the group; 0 when absent */
 };
 
+/* An inclusive range of addresses of one family, first <= last; len full. */
+struct sg_conf_addr_range {
+	struct sg_conf_addr first;
+	struct sg_conf_addr last;
+};
+
+/* One address pool of lb.pools (lib/ipam hands its addresses out). */
+struct sg_conf_pool {
+	char name[SG_CONF_K8S_NAME_SIZE];
+	char **addresses;			/* as written: CIDR, "first-last" or one address */
+	uint32_t n_addresses;
+	/* addresses[i] as a range: a CIDR without its network address and,
+	 * for IPv4, its broadcast address unless all_addresses (/31, /32,
+	 * /127 and /128 keep every address). */
+	struct sg_conf_addr_range ranges[SG_CONF_MAX_POOL_RANGES];
+	uint8_t auto_assign;			/* 0: only services that ask for it */
+	uint8_t all_addresses;
+	char **namespaces;			/* none: every namespace */
+	uint32_t n_namespaces;
+	uint32_t priority;			/* lower is tried first */
+	uint32_t line;
+};
+
+/* The lb group: svcgw as the cluster's LoadBalancer provider; line 0 when absent. */
+struct sg_conf_lb {
+	uint8_t allocate;			/* this gateway writes allocations */
+	uint8_t default_class;			/* class-less LoadBalancers are ours too */
+	struct sg_conf_pool *pools;
+	uint32_t n_pools;
+	uint32_t line;
+};
+
 struct sg_conf {
 	char *path;				/* the file, as given to sg_conf_load() */
 	char **eal;				/* extra EAL arguments */
@@ -231,6 +266,7 @@ struct sg_conf {
 	uint32_t flow_rate;			/* new flows/s per worker; 0: no limit */
 	struct sg_conf_kubernetes kubernetes;	/* the Kubernetes API, if used */
 	struct sg_conf_failover failover;	/* several gateways, if used */
+	struct sg_conf_lb lb;			/* address pools, if any */
 	struct sg_conf_service *services;	/* the static service list, may be empty */
 	uint32_t n_services;
 	struct sg_conf_lines *lines;		/* private: for sg_conf_reload_check() */
@@ -286,6 +322,17 @@ const char *sg_conf_role_name(unsigned int role);	/* "external", "internal", "bo
 int sg_conf_role_parse(const char *name);
 const char *sg_conf_k8s_source_name(unsigned int source);	/* "in-cluster", "kubeconfig" */
 int sg_conf_k8s_source_parse(const char *name);
+
+/*
+ * One entry of a pool's addresses into r: one address, "first-last" (one
+ * family, first not above last) or a CIDR ("network/length", host bits zero). A CIDR
+ * leaves out its network address and, in IPv4, its broadcast address,
+ * which hosts and routers on a segment treat specially, unless all is
+ * non-zero; /31, /32, /127 and /128 keep every address. Returns 0, or -1
+ * with the reason in why ("\"x\" is not an IP address").
+ */
+int sg_conf_range_parse(const char *s, unsigned int all, struct sg_conf_addr_range *r,
+			char *why, size_t whylen);
 
 /*
  * Format a raw address (family SG_CONF_V4 with 4 bytes or SG_CONF_V6 with 16,

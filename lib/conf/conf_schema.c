@@ -11,6 +11,7 @@
  * setting listed before it being decoded and defaulted: a service sees the
  * ports, node and SNAT addresses, default_mode and tables of the file.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <stddef.h>
@@ -688,6 +689,79 @@ check_failover(struct conf_ctx *ctx, const config_setting_t *gs, void *base, uns
 	return 0;
 }
 
+/* ---- lb: address pools ------------------------------------------------------------------ */
+
+static int
+is_range_text(const char *s)
+{
+	return s[0] != '\0' && strlen(s) < 2 * INET6_ADDRSTRLEN + 2;
+}
+
+/* a + delta (+1 or -1) over the family's bytes, in place. */
+static void
+addr_step(struct sg_conf_addr *a, int delta)
+{
+	for (int i = a->family == SG_CONF_V4 ? 3 : 15; i >= 0; i--) {
+		unsigned int old = a->addr[i];
+
+		a->addr[i] = (uint8_t)(old + (unsigned int)delta);
+		if ((delta > 0 && old != 0xff) || (delta < 0 && old != 0))
+			break;
+	}
+}
+
+/* Network and broadcast addresses: RFC 919, RFC 3021 (/31), RFC 4291 §2.6.1. */
+int
+sg_conf_range_parse(const char *s, unsigned int all, struct sg_conf_addr_range *r, char *why,
+		    size_t whylen)
+{
+	const char *dash = strchr(s, '-');
+	char buf[2 * INET6_ADDRSTRLEN + 2], q[80];
+
+	memset(r, 0, sizeof(*r));
+	if (dash != NULL) {
+		size_t n = (size_t)(dash - s);
+
+		if (n >= sizeof(buf))
+			n = sizeof(buf) - 1;
+		memcpy(buf, s, n);
+		buf[n] = '\0';
+		if (conf_parse_addr(buf, SK_ADDR, 0, &r->first, why, whylen) < 0 ||
+		    conf_parse_addr(dash + 1, SK_ADDR, r->first.family, &r->last, why, whylen) < 0)
+			return -1;
+		if (conf_addr_cmp(&r->first, &r->last) > 0) {
+			snprintf(why, whylen, "%s: the first address is above the last",
+				 conf_quote(s, q, sizeof(q)));
+			return -1;
+		}
+		return 0;
+	}
+	if (strchr(s, '/') == NULL) {
+		/* One address: a range of one. */
+		if (conf_parse_addr(s, SK_ADDR, 0, &r->first, why, whylen) < 0)
+			return -1;
+		r->last = r->first;
+		return 0;
+	}
+	if (conf_parse_addr(s, SK_CIDR, 0, &r->first, why, whylen) < 0)
+		return -1;
+	{
+		unsigned int full = r->first.family == SG_CONF_V4 ? 32 : 128, len = r->first.len;
+
+		r->last = r->first;
+		for (unsigned int b = len; b < full; b++)
+			r->last.addr[b / 8] |= (uint8_t)(0x80u >> (b % 8));
+		r->first.len = r->last.len = (uint8_t)full;
+		if (!all && r->first.family == SG_CONF_V4 && len <= 30) {
+			addr_step(&r->first, 1);
+			addr_step(&r->last, -1);
+		} else if (!all && r->first.family == SG_CONF_V6 && len <= 126) {
+			addr_step(&r->first, 1);
+		}
+	}
+	return 0;
+}
+
 static int
 leader_lease_default(struct conf_ctx *ctx, const config_setting_t *gs, void *obj)
 {
@@ -724,6 +798,103 @@ static const struct group failover_group = {
 	.size = sizeof(struct sg_conf_failover),
 	.line_off = offsetof(struct sg_conf_failover, line),
 	.check = check_failover,
+};
+
+static int
+ranges_overlap(const struct sg_conf_addr_range *a, const struct sg_conf_addr_range *b)
+{
+	return a->first.family == b->first.family && conf_addr_cmp(&a->first, &b->last) <= 0 &&
+	       conf_addr_cmp(&b->first, &a->last) <= 0;
+}
+
+static int
+check_pool(struct conf_ctx *ctx, const config_setting_t *gs, void *base, unsigned int idx)
+{
+	struct sg_conf_pool *p = (struct sg_conf_pool *)base + idx;
+	const config_setting_t *list = conf_member(gs, "addresses");
+	char why[200];
+
+	for (uint32_t i = 0; i < p->n_addresses; i++) {
+		const config_setting_t *el = config_setting_get_elem(list, i);
+
+		if (sg_conf_range_parse(p->addresses[i], p->all_addresses, &p->ranges[i], why,
+				sizeof(why)) < 0)
+			return conf_err(ctx, el, "%s", why);
+		for (uint32_t j = 0; j < i; j++)
+			if (ranges_overlap(&p->ranges[i], &p->ranges[j]))
+				return conf_err(ctx, el, "overlaps addresses.[%u] of this pool", j);
+	}
+	/* Earlier pools: no name twice, no address in two pools. */
+	for (unsigned int k = 0; k < idx; k++) {
+		const struct sg_conf_pool *o = (const struct sg_conf_pool *)base + k;
+
+		if (strcmp(o->name, p->name) == 0)
+			return conf_err(ctx, conf_member(gs, "name"), "pool \"%s\" is already "
+					"defined at line %u", p->name, o->line);
+		for (uint32_t i = 0; i < p->n_addresses; i++)
+			for (uint32_t j = 0; j < o->n_addresses; j++)
+				if (ranges_overlap(&p->ranges[i], &o->ranges[j]))
+					return conf_err(ctx, config_setting_get_elem(list, i),
+							"overlaps pool \"%s\" (line %u)", o->name,
+							o->line);
+	}
+	return 0;
+}
+
+static const struct setting pool_settings[] = {
+	{ .name = "name", .kind = SK_STR, .size = SG_CONF_K8S_NAME_SIZE,
+	  .check = conf_is_dns_label, .what = LABEL_WHAT, .flags = F_REQUIRED,
+	  OFF(struct sg_conf_pool, name) },
+	/* Decoded before addresses: the ranges depend on it. */
+	{ .name = "all_addresses", .kind = SK_BOOL, .flags = F_DEFAULT, DEF(0),
+	  OFF(struct sg_conf_pool, all_addresses) },
+	{ .name = "addresses", .kind = SK_ARRAY, .elem = SK_STR, .size = 0, .check = is_range_text,
+	  .what = "an address, a range (\"first-last\") or a CIDR (\"network/length\")",
+	  .flags = F_REQUIRED | F_UNIQUE, .cmin = 1, .cmax = SG_CONF_MAX_POOL_RANGES,
+	  ARR(struct sg_conf_pool, addresses, n_addresses) },
+	{ .name = "auto_assign", .kind = SK_BOOL, .flags = F_DEFAULT, DEF(1),
+	  OFF(struct sg_conf_pool, auto_assign) },
+	{ .name = "namespaces", .kind = SK_ARRAY, .elem = SK_STR, .size = 0,
+	  .check = conf_is_dns_label, .what = LABEL_WHAT, .flags = F_UNIQUE,
+	  .cmin = 0, .cmax = SG_CONF_MAX_POOL_NAMESPACES,
+	  ARR(struct sg_conf_pool, namespaces, n_namespaces) },
+	{ .name = "priority", INT(0, 1000000), .flags = F_DEFAULT, DEF(100),
+	  OFF(struct sg_conf_pool, priority) },
+};
+
+static const struct group pool_group = {
+	.settings = pool_settings,
+	.n = SG_ARRAY_SIZE(pool_settings),
+	.size = sizeof(struct sg_conf_pool),
+	.line_off = offsetof(struct sg_conf_pool, line),
+	.check = check_pool,
+};
+
+static int
+check_lb(struct conf_ctx *ctx, const config_setting_t *gs, void *base, unsigned int idx)
+{
+	(void)base;
+	(void)idx;
+	if (ctx->conf->kubernetes.source == SG_CONF_K8S_NONE)
+		return conf_err(ctx, gs, "needs a kubernetes group (the pools serve its Services)");
+	return 0;
+}
+
+static const struct setting lb_settings[] = {
+	{ .name = "allocate", .kind = SK_BOOL, .flags = F_DEFAULT, DEF(1),
+	  OFF(struct sg_conf_lb, allocate) },
+	{ .name = "default_class", .kind = SK_BOOL, .flags = F_DEFAULT, DEF(0),
+	  OFF(struct sg_conf_lb, default_class) },
+	{ .name = "pools", .kind = SK_LIST, .group = &pool_group,
+	  .cmin = 0, .cmax = SG_CONF_MAX_POOLS, ARR(struct sg_conf_lb, pools, n_pools) },
+};
+
+static const struct group lb_group = {
+	.settings = lb_settings,
+	.n = SG_ARRAY_SIZE(lb_settings),
+	.size = sizeof(struct sg_conf_lb),
+	.line_off = offsetof(struct sg_conf_lb, line),
+	.check = check_lb,
 };
 
 /* ---- the whole file -------------------------------------------------------------------------- */
@@ -996,6 +1167,8 @@ static const struct setting root_settings[] = {
 	  OFF(struct sg_conf, kubernetes) },
 	{ .name = "failover", .kind = SK_GROUP, .group = &failover_group, .flags = F_NORELOAD,
 	  OFF(struct sg_conf, failover) },
+	/* After kubernetes: its check needs the group. A reload may change it. */
+	{ .name = "lb", .kind = SK_GROUP, .group = &lb_group, OFF(struct sg_conf, lb) },
 	{ .name = "services", .kind = SK_LIST, .group = &service_group,
 	  .cmin = 0, .cmax = 1u << 22, ARR(struct sg_conf, services, n_services) },
 };

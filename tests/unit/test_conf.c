@@ -514,6 +514,40 @@ static const struct bad bad_rows[] = {
 	  "service_account = \"\"; };\n",
 	  "4: kubernetes.service_account: \"\" is not a path (1 to 4095 characters, none of "
 	  "them control characters)" },
+	/* The lb group (address pools), line 5 after BASE and a kubernetes group. */
+#define K8S "kubernetes = { source = \"in-cluster\"; };\n"
+#define POOL(f) "lb = { pools = ( { name = \"p\"; " f "} ); };\n"
+	{ "lb_no_k8s", BASE "lb = { };\n",
+	  "4: lb: needs a kubernetes group (the pools serve its Services)" },
+	{ "lb_missing_name", BASE K8S "lb = { pools = ( { addresses = [ \"192.0.2.0/28\" ]; } ); };\n",
+	  "5: lb.pools.[0]: missing setting \"name\"" },
+	{ "lb_missing_addresses", BASE K8S POOL(""),
+	  "5: lb.pools.[0]: missing setting \"addresses\"" },
+	{ "lb_bad_addr", BASE K8S POOL("addresses = [ \"192.0.2.0/28\", \"192.0.2.300\" ]; "),
+	  "5: lb.pools.[0].addresses.[1]: \"192.0.2.300\" is not an IP address" },
+	{ "lb_host_bits", BASE K8S POOL("addresses = [ \"192.0.2.1/28\" ]; "),
+	  "5: lb.pools.[0].addresses.[0]: \"192.0.2.1/28\" has host bits set (did you mean "
+	  "192.0.2.0/28?)" },
+	{ "lb_range_backwards", BASE K8S POOL("addresses = [ \"192.0.2.20-192.0.2.10\" ]; "),
+	  "5: lb.pools.[0].addresses.[0]: \"192.0.2.20-192.0.2.10\": the first address is "
+	  "above the last" },
+	{ "lb_range_families", BASE K8S POOL("addresses = [ \"192.0.2.20-2001:db8::1\" ]; "),
+	  "5: lb.pools.[0].addresses.[0]: \"2001:db8::1\" is not an IPv4 address" },
+	{ "lb_overlap", BASE K8S POOL("addresses = [ \"192.0.2.0/28\", \"192.0.2.10-192.0.2.20\" ]; "),
+	  "5: lb.pools.[0].addresses.[1]: overlaps addresses.[0] of this pool" },
+	{ "lb_overlap_pools", BASE K8S "lb = { pools = ( { name = \"a\"; addresses = "
+	  "[ \"192.0.2.0/28\" ]; },\n  { name = \"b\"; addresses = [ \"192.0.2.8/29\" ]; } ); };\n",
+	  "6: lb.pools.[1].addresses.[0]: overlaps pool \"a\" (line 5)" },
+	{ "lb_dup_name", BASE K8S "lb = { pools = ( { name = \"a\"; addresses = "
+	  "[ \"192.0.2.0/28\" ]; },\n  { name = \"a\"; addresses = [ \"192.0.2.16/28\" ]; } ); };\n",
+	  "6: lb.pools.[1].name: pool \"a\" is already defined at line 5" },
+	{ "lb_namespace", BASE K8S POOL("addresses = [ \"192.0.2.0/28\" ]; namespaces = [ \"Dev\" ]; "),
+	  "5: lb.pools.[0].namespaces.[0]: \"Dev\" is not a DNS-1123 label (a-z, 0-9 and '-', "
+	  "1 to 63, starting and ending with a letter or digit)" },
+	{ "lb_priority", BASE K8S POOL("addresses = [ \"192.0.2.0/28\" ]; priority = -1; "),
+	  "5: lb.pools.[0].priority: -1 is out of range (0-1000000)" },
+	{ "lb_unknown", BASE K8S "lb = { allocte = true; };\n",
+	  "5: lb.allocte: unknown setting (did you mean \"allocate\"?)" },
 	{ "k8s_page_size", BASE "kubernetes = { source = \"in-cluster\"; page_size = 0; };\n",
 	  "4: kubernetes.page_size: 0 is out of range (1-100000)" },
 	{ "k8s_page_size_high", BASE "kubernetes = { source = \"in-cluster\"; "
