@@ -42,6 +42,7 @@ struct pending {
 struct sg_k8s {
 	struct k8s_log log;
 	struct k8s_client *client;
+	struct k8s_writer *writer;	/* sg_k8s_request() */
 	struct k8s_queue queue;
 	pthread_mutex_t lock;		/* nodes and sync */
 	struct sg_k8s_nodes *nodes;	/* not taken yet */
@@ -307,7 +308,7 @@ sg_k8s_create(const struct sg_k8s_conf *conf, char *err, size_t errlen)
 	struct k8s_client_ops ops = {
 		.change = on_change, .nodes = on_nodes, .sync = on_sync, .take_mode = take_mode,
 	};
-	struct k8s_creds creds;
+	struct k8s_creds creds, wcreds;
 	struct sg_k8s_conf c;
 	struct sg_k8s *k;
 	int rc;
@@ -349,6 +350,19 @@ sg_k8s_create(const struct sg_k8s_conf *conf, char *err, size_t errlen)
 	k8s_logf(&k->log, SG_K8S_LOG_INFO, "API server %s (%s)", creds.server, creds.origin);
 	snprintf(k->sync.server, sizeof(k->sync.server), "%s", creds.server);
 	ops.arg = k;
+	/* The writer's own copy: the two threads refresh their tokens apart. */
+	if (k8s_creds_load(&c, &wcreds, err, errlen) == 0) {
+		k->writer = k8s_writer_create(&c, &wcreds, &k->log);
+		k8s_creds_clear(&wcreds);
+	}
+	if (k->writer == NULL) {
+		k8s_creds_clear(&creds);
+		if (err != NULL && errlen > 0 && err[0] == '\0')
+			snprintf(err, errlen, "kubernetes: cannot set up the writer");
+		sg_k8s_free(k);
+		errno = ENOMEM;
+		return NULL;
+	}
 	k->client = k8s_client_create(&c, &creds, &ops, &k->log, err, errlen);
 	if (k->client == NULL) {
 		rc = errno;
@@ -371,17 +385,24 @@ sg_k8s_start(struct sg_k8s *k)
 		return -EINVAL;
 	if (k->started)
 		return -EALREADY;
+	rc = k8s_writer_start(k->writer);
+	if (rc < 0)
+		return rc;
 	rc = k8s_client_start(k->client);
 	if (rc == 0)
 		k->started = 1;
+	else
+		k8s_writer_stop(k->writer);
 	return rc;
 }
 
 void
 sg_k8s_stop(struct sg_k8s *k)
 {
-	if (k != NULL)
+	if (k != NULL) {
 		k8s_client_stop(k->client);
+		k8s_writer_stop(k->writer);
+	}
 }
 
 void
@@ -390,6 +411,7 @@ sg_k8s_free(struct sg_k8s *k)
 	if (k == NULL)
 		return;
 	k8s_client_free(k->client);
+	k8s_writer_free(k->writer);
 	k8s_queue_fini(&k->queue);
 	sg_k8s_nodes_free(k->nodes);
 	pthread_mutex_destroy(&k->lock);
@@ -449,4 +471,57 @@ sg_k8s_sync_state(struct sg_k8s *k, struct sg_k8s_sync *out)
 	*out = k->sync;
 	pthread_mutex_unlock(&k->lock);
 	return 0;
+}
+
+/* ---- writes ------------------------------------------------------------------------ */
+
+int
+sg_k8s_request(struct sg_k8s *k, const char *method, const char *path, const char *content_type,
+	       const char *body, uint64_t tag)
+{
+	if (k == NULL)
+		return -EINVAL;
+	return k8s_writer_submit(k->writer, method, path, content_type, body, tag);
+}
+
+unsigned int
+sg_k8s_responses(struct sg_k8s *k, struct sg_k8s_response *out, unsigned int n)
+{
+	return k != NULL ? k8s_writer_take(k->writer, out, n) : 0;
+}
+
+void
+sg_k8s_response_clear(struct sg_k8s_response *r)
+{
+	if (r == NULL)
+		return;
+	free(r->body);
+	r->body = NULL;
+}
+
+char *
+sg_k8s_escape(const char *s, char *buf, size_t size)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t o = 0;
+
+	if (s == NULL || buf == NULL || size == 0)
+		return NULL;
+	for (; *s != '\0'; s++) {
+		unsigned char c = (unsigned char)*s;
+		int plain = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+			    (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' || c == '~';
+
+		if (o + (plain ? 1 : 3) >= size)
+			return NULL;
+		if (plain) {
+			buf[o++] = (char)c;
+		} else {
+			buf[o++] = '%';
+			buf[o++] = hex[c >> 4];
+			buf[o++] = hex[c & 15];
+		}
+	}
+	buf[o] = '\0';
+	return buf;
 }

@@ -53,12 +53,15 @@
  * service ever appears without its endpoints. When the API server cannot be
  * reached nothing is drained: the tables stay as they were.
  *
- * For writes, sg_k8s_call_*() (below) makes one request at a time on the
- * caller's own thread, with the same credentials.
+ * Writes (a status patch, an Event) go through sg_k8s_request() and come
+ * back through sg_k8s_responses(), on a writer thread of their own. A
+ * caller that must not wait behind them (Lease renewals) makes its own
+ * requests with sg_k8s_call_*() (below), one at a time on its own thread,
+ * with the same credentials.
  *
  * Not here: compiling a service into data-path tables (the daemon and
- * lib/svc), allocating LoadBalancer addresses and patching status (issue 7),
- * the configuration file (lib/conf).
+ * lib/svc), deciding LoadBalancer addresses (lib/ipam, the daemon), the
+ * configuration file (lib/conf).
  */
 #ifndef SG_K8S_H
 #define SG_K8S_H
@@ -321,6 +324,43 @@ int sg_k8s_set_default_mode(struct sg_k8s *k, unsigned int mode);
  * -EINVAL if k or out is NULL.
  */
 int sg_k8s_sync_state(struct sg_k8s *k, struct sg_k8s_sync *out);
+
+/*
+ * Writes: a request made for the caller on a thread of its own (one at a
+ * time, in order, with the client's credentials), never on the caller's;
+ * the answer comes back through sg_k8s_responses(). The caller decides
+ * what a failure means and when to retry.
+ */
+struct sg_k8s_response {
+	uint64_t tag;				/* as given to sg_k8s_request() */
+	long status;				/* HTTP status; 0: no answer */
+	char *body;				/* the response, NUL-terminated; may be NULL */
+	char error[SG_K8S_ERR_SIZE];		/* status 0: why (connection, TLS, timeout) */
+};
+
+/*
+ * Queue a request: method "GET", "POST", "PATCH", "PUT" or "DELETE"; path
+ * from the server's root ("/api/v1/namespaces/a/services/b/status");
+ * content_type and body NULL for none. Everything is copied. Works before
+ * sg_k8s_start() (the request waits for it). Returns 0, or -EINVAL (k,
+ * method or path NULL), -ENOMEM, -ESHUTDOWN (stopped).
+ */
+int sg_k8s_request(struct sg_k8s *k, const char *method, const char *path,
+		   const char *content_type, const char *body, uint64_t tag);
+
+/*
+ * Take up to n answers, in the order of the requests; never waits. The
+ * caller frees each with sg_k8s_response_clear().
+ */
+unsigned int sg_k8s_responses(struct sg_k8s *k, struct sg_k8s_response *out, unsigned int n);
+void sg_k8s_response_clear(struct sg_k8s_response *r);
+
+/*
+ * Percent-encode s for a path segment or a query value (RFC 3986 §2.3:
+ * all but unreserved characters) into buf. Returns buf, or NULL if it
+ * does not fit.
+ */
+char *sg_k8s_escape(const char *s, char *buf, size_t size);
 
 /* "services", "endpointslices", "nodes"; "?" out of range. */
 const char *sg_k8s_resource_name(unsigned int res);

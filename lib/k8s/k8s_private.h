@@ -338,4 +338,24 @@ void k8s_client_free(struct k8s_client *c);
 char *k8s_client_request_path(unsigned int res, int watch, const char *rv, const char *cont,
 			      uint32_t limit, uint32_t timeout);
 
+/* ---- writes: the writer thread (k8s_write.c) ----------------------------- */
+
+struct k8s_writer;
+
+/*
+ * A thread of its own doing one request at a time, so that a slow write
+ * never holds the watches up nor the caller. creds is taken over on
+ * success. NULL on failure, errno set.
+ */
+struct k8s_writer *k8s_writer_create(const struct sg_k8s_conf *conf, struct k8s_creds *creds,
+				     const struct k8s_log *log);
+/* 0, -ENOMEM, -EAGAIN. */
+int k8s_writer_start(struct k8s_writer *w);
+/* Stops the thread; requests not done are answered with status 0. */
+void k8s_writer_stop(struct k8s_writer *w);
+void k8s_writer_free(struct k8s_writer *w);
+int k8s_writer_submit(struct k8s_writer *w, const char *method, const char *path,
+		      const char *content_type, const char *body, uint64_t tag);
+unsigned int k8s_writer_take(struct k8s_writer *w, struct sg_k8s_response *out, unsigned int n);
+
 #endif /* SG_K8S_PRIVATE_H */

@@ -15,6 +15,7 @@
 #include <ftw.h>
 #include <pthread.h>
 #include <limits.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -23,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -763,6 +765,147 @@ test_credential_selection(void **state)
 	assert_string_equal(err, "kubeconfig: no file given");
 	unsetenv("KUBERNETES_SERVICE_HOST");
 	unsetenv("KUBERNETES_SERVICE_PORT");
+}
+
+
+/* ---- writes (k8s_write.c) ------------------------------------------------------------ */
+
+/* A one-connection HTTP server: reads requests, keeps the last, answers each with 201. */
+struct tiny_http {
+	int lfd;
+	int cfd;
+	unsigned short port;
+	char last[4096];
+	unsigned int served;
+	pthread_t th;
+};
+
+static void *
+tiny_http_main(void *arg)
+{
+	static const char answer[] = "HTTP/1.1 201 Created\r\nContent-Type: application/json\r\n"
+		"Content-Length: 11\r\n\r\n{\"ok\":true}";
+	struct tiny_http *t = arg;
+	int fd = accept(t->lfd, NULL, NULL);
+	size_t len = 0;
+
+	t->cfd = fd;
+
+	while (fd >= 0) {
+		ssize_t n = read(fd, t->last + len, sizeof(t->last) - 1 - len);
+		char *end, *cl;
+		size_t want;
+
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+		t->last[len] = '\0';
+		end = strstr(t->last, "\r\n\r\n");
+		if (end == NULL)
+			continue;
+		cl = strcasestr(t->last, "Content-Length: ");
+		want = (size_t)(end + 4 - t->last) + (cl != NULL ? strtoul(cl + 16, NULL, 10) : 0);
+		if (len < want)
+			continue;
+		t->served++;
+		len = 0;
+		if (write(fd, answer, strlen(answer)) < 0)
+			break;
+	}
+	if (fd >= 0)
+		close(fd);
+	return NULL;
+}
+
+static void
+tiny_http_start(struct tiny_http *t)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t al = sizeof(a);
+
+	memset(t, 0, sizeof(*t));
+	t->lfd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(t->lfd >= 0);
+	assert_int_equal(bind(t->lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(listen(t->lfd, 1), 0);
+	assert_int_equal(getsockname(t->lfd, (struct sockaddr *)&a, &al), 0);
+	t->port = ntohs(a.sin_port);
+	assert_int_equal(pthread_create(&t->th, NULL, tiny_http_main, t), 0);
+}
+
+/* Wait (bounded) for n responses. */
+static unsigned int
+wait_responses(struct sg_k8s *k, struct sg_k8s_response *out, unsigned int n)
+{
+	unsigned int got = 0;
+
+	for (unsigned int i = 0; i < 1000 && got < n; i++) {
+		got += sg_k8s_responses(k, out + got, n - got);
+		if (got < n)
+			usleep(10000);
+	}
+	return got;
+}
+
+static void
+test_writes(void **state)
+{
+	struct sg_k8s_conf kc = { .source = SG_CONF_K8S_KUBECONFIG, .request_timeout = 5 };
+	struct sg_k8s_response r[3];
+	struct tiny_http t;
+	char path[400], text[600], esc[64], err[300];
+	struct sg_k8s *k;
+
+	(void)state;
+	assert_null(sg_k8s_escape("a b", esc, 3));
+	assert_string_equal(sg_k8s_escape("svcgw.io/lb x", esc, sizeof(esc)), "svcgw.io%2Flb%20x");
+	assert_int_equal(sg_k8s_request(NULL, "GET", "/", NULL, NULL, 1), -EINVAL);
+	assert_int_equal(sg_k8s_responses(NULL, r, 1), 0);
+	sg_k8s_response_clear(NULL);
+
+	tiny_http_start(&t);
+	snprintf(text, sizeof(text), KC_HEAD "clusters:\n- name: c\n  cluster:\n    server: "
+		 "http://127.0.0.1:%u\n" KC_USER("    token: tok\n"), t.port);
+	write_file(path, sizeof(path), "kc_writes", text);
+	kc.kubeconfig = path;
+	k = sg_k8s_create(&kc, err, sizeof(err));
+	assert_non_null(k);
+	assert_int_equal(sg_k8s_request(k, NULL, "/", NULL, NULL, 1), -EINVAL);
+	/* Queued before the start: done once it starts, in order, tags kept. */
+	assert_int_equal(sg_k8s_request(k, "PATCH", "/api/v1/namespaces/a/services/b/status",
+					"application/merge-patch+json", "{\"status\":{}}", 7), 0);
+	assert_int_equal(sg_k8s_request(k, "GET", "/api/v1/namespaces/a/services/b", NULL, NULL,
+					8), 0);
+	assert_int_equal(sg_k8s_responses(k, r, 3), 0);
+	assert_int_equal(sg_k8s_start(k), 0);
+	assert_int_equal(wait_responses(k, r, 2), 2);
+	assert_int_equal(r[0].tag, 7);
+	assert_int_equal(r[0].status, 201);
+	assert_string_equal(r[0].body, "{\"ok\":true}");
+	assert_int_equal(r[1].tag, 8);
+	assert_int_equal(r[1].status, 201);
+	/* The last request the server saw: the GET, with the token. */
+	assert_non_null(strstr(t.last, "GET /api/v1/namespaces/a/services/b HTTP/1.1\r\n"));
+	assert_non_null(strstr(t.last, "Authorization: Bearer tok\r\n"));
+	assert_null(strstr(t.last, "Content-Type"));
+	sg_k8s_response_clear(&r[0]);
+	sg_k8s_response_clear(&r[1]);
+	assert_int_equal(t.served, 2);
+	/* The server goes: an answer with status 0 and why, not a hang. */
+	shutdown(t.cfd, SHUT_RDWR);
+	pthread_join(t.th, NULL);
+	close(t.lfd);
+	assert_int_equal(sg_k8s_request(k, "POST", "/api/v1/namespaces/a/events",
+					"application/json", "{}", 9), 0);
+	assert_int_equal(wait_responses(k, r, 1), 1);
+	assert_int_equal(r[0].tag, 9);
+	assert_int_equal(r[0].status, 0);
+	assert_non_null(strstr(r[0].error, "POST /api/v1/namespaces/a/events: "));
+	sg_k8s_response_clear(&r[0]);
+	/* Stopped: refused. */
+	sg_k8s_stop(k);
+	assert_int_equal(sg_k8s_request(k, "GET", "/", NULL, NULL, 10), -ESHUTDOWN);
+	sg_k8s_free(k);
 }
 
 /* Arguments of the public API, and values out of range. */
@@ -2075,6 +2218,7 @@ main(void)
 {
 	static const struct CMUnitTest fixed[] = {
 		cmocka_unit_test(test_api_args),
+		cmocka_unit_test(test_writes),
 		cmocka_unit_test(test_yaml_args),
 		cmocka_unit_test(test_yaml_nul),
 		cmocka_unit_test(test_yaml_valid),
