@@ -4,7 +4,8 @@
  * (ports.c), the control thread and the workers' lcores (control.c), the
  * services of the file and of the cluster turned into table entries
  * (services.c), the Kubernetes client feeding them (kube.c), telemetry
- * (telemetry.c), a hash map for the control thread's indexes (map.c).
+ * (telemetry.c), a hash map for the control thread's indexes (map.c),
+ * the LoadBalancer provider (ipam.c).
  * main.c owns the process: arguments, EAL, exit codes.
  */
 #ifndef SG_APP_H
@@ -12,6 +13,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include <rte_mempool.h>
@@ -24,6 +26,7 @@
 
 extern int sg_logtype_svcgw;
 extern int sg_logtype_k8s;	/* "svcgw.k8s": lib/k8s's messages and the cluster's services */
+extern int sg_logtype_ipam;	/* "svcgw.ipam": allocations, status writes, Events */
 
 /* Exit codes: 2 for a configuration refused before anything started. */
 #define SG_EXIT_RUNTIME 1
@@ -32,6 +35,7 @@ extern int sg_logtype_k8s;	/* "svcgw.k8s": lib/k8s's messages and the cluster's 
 struct app_services;
 struct app_k8s;
 struct app_lease;
+struct app_ipam;
 
 /*
  * What the lease thread concluded (lease.c), as the control thread copies
@@ -72,6 +76,7 @@ struct sg_app {
 	struct app_k8s *k8s;			/* NULL without a kubernetes group */
 	struct app_lease *lease;		/* NULL without a failover group */
 	struct app_announce announce;
+	struct app_ipam *ipam;			/* NULL without an lb group; kube.c owns it */
 	uint64_t tsc_per_ms;
 	atomic_bool workers_stop;
 };
@@ -137,6 +142,8 @@ const char *app_services_source(const struct app_services *s, uint32_t id);
 void app_services_k8s_change(struct sg_app *a, const char *key, struct sg_k8s_service *svc);
 /* Try the services parked behind a conflict or a full table, if anything left. */
 void app_services_k8s_retry(struct sg_app *a);
+/* Evaluate key's latest snapshot again: its VIPs (app_ipam_vips()) changed. */
+void app_services_k8s_refresh(struct sg_app *a, const char *key);
 
 /* Where the cluster's services stand in the tables. */
 struct app_k8s_counts {
@@ -229,6 +236,36 @@ void app_announce_vip_new(struct sg_app *a, const struct sg_neigh_key *k);
 void app_announce_poll(struct sg_app *a);
 /* The owner of a VIP by the membership applied: "" if none, NULL without failover. */
 const char *app_announce_owner(const struct sg_app *a, uint8_t family, const uint8_t *addr);
+
+/*
+ * ipam.c: svcgw as the LoadBalancer provider (lb group): which Services
+ * are ours, allocation through lib/ipam, status patches and Events through
+ * lib/k8s's writer. Control thread, under sg_app_lock. kube.c creates it
+ * (*out NULL without an lb group), feeds it every change before
+ * services.c sees it, says when the first full list is in, polls it each
+ * turn and passes reloads on.
+ */
+int app_ipam_create(struct sg_app *a, struct sg_k8s *client, struct app_ipam **out);
+void app_ipam_free(struct app_ipam *m);
+void app_ipam_observe(struct sg_app *a, const char *key, const struct sg_k8s_service *svc);
+void app_ipam_synced(struct sg_app *a);
+void app_ipam_poll(struct sg_app *a);
+void app_ipam_reload(struct sg_app *a, const struct sg_conf *nc);
+/*
+ * The seam for leader election: true, this gateway writes allocations
+ * (assigns, patches status, posts Events); false, it follows the statuses
+ * the writer publishes and serves them. lb.allocate is the default (true:
+ * a single gateway); a reload that changes lb.allocate sets it again.
+ * Becoming the writer re-reads every status first, then fills the gaps.
+ */
+void app_ipam_set_writer(struct sg_app *a, bool writer);
+/*
+ * The VIPs to serve for key, if it is ours: what lib/ipam holds for it
+ * (true, *vips and *n set); false for a Service that is not ours (its
+ * status is served as it is).
+ */
+bool app_ipam_vips(const struct sg_app *a, const char *key, const struct sg_conf_addr **vips,
+		   uint32_t *n);
 
 /* telemetry.c */
 int app_telemetry_init(void);

@@ -43,6 +43,7 @@ struct app_k8s {
 	uint64_t start_ms;		/* CLOCK_MONOTONIC at start */
 	uint64_t first_sync_ms;
 	uint32_t nodes;
+	struct app_ipam *ipam;		/* a->ipam: the lb group's */
 };
 
 /*
@@ -169,6 +170,12 @@ app_k8s_start(struct sg_app *a)
 	if (CPU_COUNT(&theirs) > 0 &&
 	    pthread_getaffinity_np(pthread_self(), sizeof(mine), &mine) == 0)
 		moved = pthread_setaffinity_np(pthread_self(), sizeof(theirs), &theirs) == 0;
+	rc = app_ipam_create(a, k->client, &k->ipam);
+	if (rc < 0) {
+		SG_LOG(k8s, ERR, "the LoadBalancer provider did not start: %s", strerror(-rc));
+		return rc;
+	}
+	a->ipam = k->ipam;
 	k->start_ms = mono_ms();
 	rc = sg_k8s_start(k->client);
 	if (moved)
@@ -206,8 +213,11 @@ app_k8s_poll(struct sg_app *a)
 			break;
 		}
 		pthread_mutex_lock(&sg_app_lock);
-		for (unsigned int i = 0; i < n; i++)
+		for (unsigned int i = 0; i < n; i++) {
+			/* First: the tables then serve what the allocation decided. */
+			app_ipam_observe(a, ch[i].key, ch[i].svc);
 			app_services_k8s_change(a, ch[i].key, ch[i].svc);
+		}
 		app_services_k8s_retry(a);
 		pthread_mutex_unlock(&sg_app_lock);
 		/* The neighbour work of the loop waits meanwhile: bound the turn. */
@@ -215,6 +225,13 @@ app_k8s_poll(struct sg_app *a)
 			break;
 	}
 	nodes = sg_k8s_nodes_take(k->client);
+	if (k->ipam != NULL) {
+		pthread_mutex_lock(&sg_app_lock);
+		if (st.synced && emptied && k->first_sync_ms == 0)
+			app_ipam_synced(a);
+		app_ipam_poll(a);
+		pthread_mutex_unlock(&sg_app_lock);
+	}
 	if (nodes == NULL && !(st.synced && emptied && k->first_sync_ms == 0))
 		return;
 	pthread_mutex_lock(&sg_app_lock);
@@ -239,6 +256,11 @@ app_k8s_reload(struct sg_app *a, const struct sg_conf *oc, const struct sg_conf 
 {
 	if (a->k8s != NULL && oc->default_mode != nc->default_mode)
 		sg_k8s_set_default_mode(a->k8s->client, nc->default_mode);
+	if (a->ipam != NULL) {
+		pthread_mutex_lock(&sg_app_lock);
+		app_ipam_reload(a, nc);
+		pthread_mutex_unlock(&sg_app_lock);
+	}
 }
 
 void
@@ -253,6 +275,7 @@ app_k8s_free(struct app_k8s *k)
 {
 	if (k == NULL)
 		return;
+	app_ipam_free(k->ipam);
 	sg_k8s_free(k->client);
 	free(k);
 }

@@ -1239,6 +1239,8 @@ k8s_evaluate(struct sg_app *a, const struct sg_conf *c, struct unit *u)
 		k8s_skip(a, u, UNIT_PARKED, "out of memory");
 		return;
 	}
+	/* Ours to allocate: what lib/ipam holds, before the status says so. */
+	app_ipam_vips(a, u->key, &d.vips, &d.n_vips);
 	if (!k8s_local_mode(ks, &d, why, sizeof(why))) {
 		k8s_skip(a, u, UNIT_REFUSED, why);
 		goto out;
@@ -1264,7 +1266,7 @@ k8s_evaluate(struct sg_app *a, const struct sg_conf *c, struct unit *u)
 		k8s_skip(a, u, rc == -ENOMEM ? UNIT_PARKED : UNIT_REFUSED, why);
 		goto out;
 	}
-	if (unit_set_vips(a, u, ks->vips, ks->n_vips, d.families) < 0) {
+	if (unit_set_vips(a, u, d.vips, d.n_vips, d.families) < 0) {
 		k8s_skip(a, u, UNIT_PARKED, "out of memory");
 		goto out;
 	}
@@ -1332,6 +1334,15 @@ app_services_k8s_change(struct sg_app *a, const char *key, struct sg_k8s_service
 	sg_k8s_service_free(u->k8s);
 	u->k8s = svc;
 	k8s_evaluate(a, a->conf, u);
+}
+
+void
+app_services_k8s_refresh(struct sg_app *a, const char *key)
+{
+	struct unit *u = app_map_gets(&a->services->k8s_units, key);
+
+	if (u != NULL && u->k8s != NULL)
+		k8s_evaluate(a, a->conf, u);
 }
 
 /* Parked services, oldest first, once something went that may let them in. */

@@ -1,0 +1,832 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * svcgw as the cluster's LoadBalancer provider, the Kubernetes side:
+ * which Services are ours, what each asks for, and the writes that record
+ * lib/ipam's decisions (PATCH services/status, Events).
+ *
+ * A Service is ours if it is of type LoadBalancer and of class
+ * svcgw.io/lb, or of no class when lb.default_class says so. Nothing else
+ * is ever read for allocation or written: the watches list every Service,
+ * but no request names a Service that is not ours.
+ *
+ * Until lib/k8s has handed out the whole first list, statuses are only
+ * claimed (sg_ipam_claim()): addresses are rebuilt from what the cluster
+ * says before anything new is allocated. Then, if this gateway is the
+ * writer (lb.allocate, or app_ipam_set_writer() from leader election), each
+ * change is assigned (sg_ipam_assign()); a gateway that is not the writer
+ * follows the statuses the writer publishes. Either way the tables serve
+ * what lib/ipam holds (app_ipam_vips()), so an allocation is forwarded at
+ * once, before the status patch comes back through the watch, and the
+ * echo changes nothing.
+ *
+ * Writes: one request in flight per Service, on lib/k8s's writer thread;
+ * the control thread never waits. A status patch is a merge patch with the
+ * resourceVersion last seen: 409 re-reads the Service (GET) and writes
+ * again; no answer, 429 and 5xx are retried after a backoff (0.5 s doubling
+ * to 30 s); other errors are logged and wait for the next change. The pool
+ * goes in the annotation svcgw.io/ip-allocated-from-pool, in the same
+ * patch: a status write may change metadata for Services (unlike custom
+ * resources), so svcgw needs only patch on services/status.
+ *
+ * Control thread, under sg_app_lock.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <rte_common.h>
+#include <rte_log.h>
+
+#include <cjson/cJSON.h>
+
+#include "ipam.h"
+#include "k8s.h"
+#include "app.h"
+#include "map.h"
+
+SG_LOG_REGISTER(ipam)
+
+#define CLASS "svcgw.io/lb"
+#define ANN_IPS "svcgw.io/loadBalancerIPs"
+#define ANN_POOL "svcgw.io/address-pool"
+#define ANN_SHARE "svcgw.io/allow-shared-ip"
+#define ANN_FROM "svcgw.io/ip-allocated-from-pool"
+#define BACKOFF_MIN_MS 500u
+#define BACKOFF_MAX_MS 30000u
+#define RESPONSES 16
+#define NAME_SIZE 64
+
+enum job { JOB_NONE = 0, JOB_PATCH, JOB_GET, JOB_EVENT };
+
+/* One Service that is, or was, ours. */
+struct rec {
+	char key[SG_K8S_KEY_SIZE];
+	char ns[NAME_SIZE];
+	char name[NAME_SIZE];
+	char uid[NAME_SIZE];
+	char rv[SG_K8S_RV_SIZE];
+	bool ours;
+	bool gone;			/* deleted or not ours any more: status to clear */
+	bool checked;			/* gone: a GET said it exists and may be cleared */
+	/* what it asks for */
+	uint8_t families, policy;
+	struct sg_conf_addr want[2];
+	uint32_t n_want;
+	char pool[NAME_SIZE];
+	char share[NAME_SIZE];
+	struct sg_ipam_port *ports;
+	uint32_t n_ports;
+	char bad[200];			/* a request that cannot be read: why */
+	/* what the cluster says */
+	struct sg_conf_addr status[2];
+	uint32_t n_status;
+	char from[2 * NAME_SIZE];	/* ANN_FROM */
+	/* what we hold (the served VIPs) and the writes */
+	struct sg_ipam_alloc held;
+	bool failed;			/* could not be assigned: retried on releases */
+	bool dirty;			/* status differs from held: write */
+	uint8_t inflight;		/* enum job */
+	uint64_t tag;
+	uint64_t retry_ms;
+	uint32_t backoff_ms;
+	char last_event[240];		/* reason: message of the last Event posted */
+};
+
+struct app_ipam {
+	struct sg_ipam *ipam;
+	struct sg_k8s *client;
+	struct app_map recs;		/* key -> rec */
+	bool synced;			/* the first full list is in */
+	bool writer;
+	bool default_class;
+	uint64_t seq;
+	uint64_t releases;		/* sg_ipam_releases() when failed ones were last tried */
+	char instance[64];
+};
+
+static uint64_t
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static const char *
+ann(const struct sg_k8s_service *s, const char *key)
+{
+	for (uint32_t i = 0; i < s->n_annotations; i++)
+		if (strcmp(s->annotations[i].key, key) == 0)
+			return s->annotations[i].value;
+	return NULL;
+}
+
+static bool
+is_ours(const struct app_ipam *m, const struct sg_k8s_service *s)
+{
+	if (s == NULL || s->type != SG_CONF_TYPE_LOADBALANCER)
+		return false;
+	if (s->load_balancer_class == NULL)
+		return m->default_class;
+	return strcmp(s->load_balancer_class, CLASS) == 0;
+}
+
+static bool
+parse_ip(const char *s, struct sg_conf_addr *a)
+{
+	memset(a, 0, sizeof(*a));
+	if (inet_pton(AF_INET, s, a->addr) == 1) {
+		a->family = SG_CONF_V4;
+		a->len = 32;
+		return true;
+	}
+	if (inet_pton(AF_INET6, s, a->addr) == 1) {
+		a->family = SG_CONF_V6;
+		a->len = 128;
+		return true;
+	}
+	return false;
+}
+
+/* The request of a Service, from its spec and annotations, into r. */
+static void
+read_request(struct rec *r, const struct sg_k8s_service *s)
+{
+	const char *ips = ann(s, ANN_IPS), *pool = ann(s, ANN_POOL), *share = ann(s, ANN_SHARE);
+	const char *from = ann(s, ANN_FROM);
+	struct sg_ipam_port *ports;
+
+	r->bad[0] = '\0';
+	r->n_want = 0;
+	r->families = s->families;
+	r->policy = s->family_policy;
+	snprintf(r->pool, sizeof(r->pool), "%s", pool != NULL ? pool : "");
+	snprintf(r->share, sizeof(r->share), "%s", share != NULL ? share : "");
+	snprintf(r->from, sizeof(r->from), "%s", from != NULL ? from : "");
+	snprintf(r->uid, sizeof(r->uid), "%s", s->uid);
+	snprintf(r->rv, sizeof(r->rv), "%s", s->resource_version);
+	if (s->load_balancer_ip != NULL && s->load_balancer_ip[0] != '\0' && ips != NULL) {
+		snprintf(r->bad, sizeof(r->bad), "both spec.loadBalancerIP and the annotation "
+			 ANN_IPS " are set: use one");
+	} else if (s->load_balancer_ip != NULL && s->load_balancer_ip[0] != '\0') {
+		if (parse_ip(s->load_balancer_ip, &r->want[0]))
+			r->n_want = 1;
+		else
+			snprintf(r->bad, sizeof(r->bad), "spec.loadBalancerIP %.64s is not an IP "
+				 "address", s->load_balancer_ip);
+	} else if (ips != NULL) {
+		char buf[256], *save = NULL;
+
+		snprintf(buf, sizeof(buf), "%s", ips);
+		for (char *t = strtok_r(buf, ", ", &save); t != NULL && r->bad[0] == '\0';
+		     t = strtok_r(NULL, ", ", &save)) {
+			if (r->n_want == 2 || !parse_ip(t, &r->want[r->n_want]))
+				snprintf(r->bad, sizeof(r->bad), ANN_IPS " %.64s: at most one IP "
+					 "address of each family", ips);
+			else
+				r->n_want++;
+		}
+	}
+	r->n_status = 0;
+	for (uint32_t i = 0; i < s->n_vips && r->n_status < 2; i++)
+		r->status[r->n_status++] = s->vips[i];
+	ports = calloc(s->n_ports != 0 ? s->n_ports : 1, sizeof(*ports));
+	if (ports != NULL) {
+		for (uint32_t i = 0; i < s->n_ports; i++)
+			ports[i] = (struct sg_ipam_port){ s->ports[i].proto, s->ports[i].port };
+		free(r->ports);
+		r->ports = ports;
+		r->n_ports = s->n_ports;
+	}
+}
+
+static struct sg_ipam_req
+request_of(const struct rec *r)
+{
+	struct sg_ipam_req q = {
+		.key = r->key, .namespace = r->ns, .families = r->families, .policy = r->policy,
+		.n_want = r->n_want, .pool = r->pool, .share = r->share, .ports = r->ports,
+		.n_ports = r->n_ports,
+	};
+
+	memcpy(q.want, r->want, sizeof(q.want));
+	return q;
+}
+
+/* The pool annotation for what is held: one name, or "v4pool,v6pool". */
+static void
+from_of(const struct sg_ipam_alloc *h, char *buf, size_t size)
+{
+	if (h->n == 0)
+		buf[0] = '\0';
+	else if (h->n == 1 || strcmp(h->pool[0], h->pool[1]) == 0)
+		snprintf(buf, size, "%s", h->pool[0]);
+	else
+		snprintf(buf, size, "%s,%s", h->pool[0], h->pool[1]);
+}
+
+static bool
+addr_in(const struct sg_conf_addr *a, const struct sg_conf_addr *v, uint32_t n)
+{
+	for (uint32_t i = 0; i < n; i++)
+		if (v[i].family == a->family && memcmp(v[i].addr, a->addr, 16) == 0)
+			return true;
+	return false;
+}
+
+/* Whether the cluster's status says what we hold. */
+static bool
+status_matches(const struct rec *r)
+{
+	char from[sizeof(r->from)];
+
+	if (r->n_status != r->held.n)
+		return false;
+	for (uint32_t i = 0; i < r->held.n; i++)
+		if (!addr_in(&r->held.addrs[i], r->status, r->n_status))
+			return false;
+	from_of(&r->held, from, sizeof(from));
+	return strcmp(from, r->from) == 0;
+}
+
+/* ---- Events -------------------------------------------------------------------------- */
+
+static void
+rfc3339(char *buf, size_t size)
+{
+	time_t t = time(NULL);
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/*
+ * A core/v1 Event about the Service, once per distinct reason and message
+ * (a retry that fails the same way says nothing new). Fire and forget: an
+ * Event that is lost costs nothing but the Event.
+ */
+static void
+post_event(struct app_ipam *m, struct rec *r, const char *type, const char *reason,
+	   const char *msg)
+{
+	char path[200], now[40], gen[NAME_SIZE + 2], last[sizeof(r->last_event)];
+	cJSON *o, *meta, *inv, *src;
+	char *body;
+
+	snprintf(last, sizeof(last), "%s: %s", reason, msg);
+	if (strcmp(last, r->last_event) == 0)
+		return;
+	snprintf(r->last_event, sizeof(r->last_event), "%s", last);
+	rfc3339(now, sizeof(now));
+	snprintf(gen, sizeof(gen), "%s.", r->name);
+	o = cJSON_CreateObject();
+	meta = cJSON_AddObjectToObject(o, "metadata");
+	cJSON_AddStringToObject(meta, "generateName", gen);
+	cJSON_AddStringToObject(meta, "namespace", r->ns);
+	inv = cJSON_AddObjectToObject(o, "involvedObject");
+	cJSON_AddStringToObject(inv, "apiVersion", "v1");
+	cJSON_AddStringToObject(inv, "kind", "Service");
+	cJSON_AddStringToObject(inv, "namespace", r->ns);
+	cJSON_AddStringToObject(inv, "name", r->name);
+	if (r->uid[0] != '\0')
+		cJSON_AddStringToObject(inv, "uid", r->uid);
+	cJSON_AddStringToObject(o, "reason", reason);
+	cJSON_AddStringToObject(o, "message", msg);
+	cJSON_AddStringToObject(o, "type", type);
+	src = cJSON_AddObjectToObject(o, "source");
+	cJSON_AddStringToObject(src, "component", "svcgw");
+	cJSON_AddStringToObject(o, "firstTimestamp", now);
+	cJSON_AddStringToObject(o, "lastTimestamp", now);
+	cJSON_AddNumberToObject(o, "count", 1);
+	cJSON_AddStringToObject(o, "reportingComponent", "svcgw");
+	cJSON_AddStringToObject(o, "reportingInstance", m->instance);
+	body = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+	snprintf(path, sizeof(path), "/api/v1/namespaces/%s/events", r->ns);
+	if (body != NULL && sg_k8s_request(m->client, "POST", path, "application/json", body,
+					   0) == 0)
+		SG_LOG(ipam, INFO, "service %s: %s: %s", r->key, reason, msg);
+	free(body);
+}
+
+static void
+held_str(const struct sg_ipam_alloc *h, char *buf, size_t size)
+{
+	char as[SG_CONF_ADDR_STRLEN];
+
+	buf[0] = '\0';
+	for (uint32_t i = 0; i < h->n; i++)
+		snprintf(buf + strlen(buf), size - strlen(buf), "%s%s", i ? ", " : "",
+			 sg_conf_ip_str(h->addrs[i].family, h->addrs[i].addr, as, sizeof(as)));
+}
+
+/* ---- deciding ------------------------------------------------------------------------- */
+
+/* Bring r's holding in line with its request (writer) or its status (follower). */
+static void
+decide(struct app_ipam *m, struct rec *r)
+{
+	struct sg_ipam_req q = request_of(r);
+	char why[240];
+	int rc;
+
+	if (!m->synced || !m->writer) {
+		sg_ipam_claim(m->ipam, &q, r->status, r->n_status);
+		sg_ipam_get(m->ipam, r->key, &r->held);
+		r->dirty = false;
+		return;
+	}
+	if (r->bad[0] != '\0') {
+		/* What it holds stays (a typo never renumbers a Service). */
+		sg_ipam_get(m->ipam, r->key, &r->held);
+		post_event(m, r, "Warning", "AllocationFailed", r->bad);
+	} else {
+		rc = sg_ipam_assign(m->ipam, &q, &r->held, why, sizeof(why));
+		r->failed = rc == -ENOSPC;
+		if (rc < 0)
+			post_event(m, r, "Warning", "AllocationFailed", why);
+	}
+	r->dirty = !status_matches(r);
+}
+
+static void
+rec_free(struct rec *r)
+{
+	free(r->ports);
+	free(r);
+}
+
+/* ---- writes --------------------------------------------------------------------------- */
+
+static int
+patch_status(struct app_ipam *m, struct rec *r)
+{
+	char path[300], from[sizeof(r->from)], as[SG_CONF_ADDR_STRLEN];
+	cJSON *o = cJSON_CreateObject(), *meta, *anns, *lb, *ing;
+	char *body;
+	int rc;
+
+	meta = cJSON_AddObjectToObject(o, "metadata");
+	/* The write is about the object we saw: a concurrent change is a 409, not lost. */
+	if (r->rv[0] != '\0')
+		cJSON_AddStringToObject(meta, "resourceVersion", r->rv);
+	anns = cJSON_AddObjectToObject(meta, "annotations");
+	lb = cJSON_AddObjectToObject(cJSON_AddObjectToObject(o, "status"), "loadBalancer");
+	if (r->gone || r->held.n == 0) {
+		cJSON_AddNullToObject(anns, ANN_FROM);
+		cJSON_AddNullToObject(lb, "ingress");
+	} else {
+		from_of(&r->held, from, sizeof(from));
+		cJSON_AddStringToObject(anns, ANN_FROM, from);
+		ing = cJSON_AddArrayToObject(lb, "ingress");
+		for (uint32_t i = 0; i < r->held.n; i++) {
+			cJSON *e = cJSON_CreateObject();
+
+			cJSON_AddStringToObject(e, "ip", sg_conf_ip_str(r->held.addrs[i].family,
+									r->held.addrs[i].addr, as,
+									sizeof(as)));
+			cJSON_AddStringToObject(e, "ipMode", "VIP");
+			cJSON_AddItemToArray(ing, e);
+		}
+	}
+	body = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+	if (body == NULL)
+		return -ENOMEM;
+	snprintf(path, sizeof(path), "/api/v1/namespaces/%s/services/%s/status", r->ns, r->name);
+	r->tag = ++m->seq;
+	rc = sg_k8s_request(m->client, "PATCH", path, "application/merge-patch+json", body,
+			    r->tag);
+	free(body);
+	if (rc == 0)
+		r->inflight = JOB_PATCH;
+	return rc;
+}
+
+static int
+get_service(struct app_ipam *m, struct rec *r)
+{
+	char path[300];
+	int rc;
+
+	snprintf(path, sizeof(path), "/api/v1/namespaces/%s/services/%s", r->ns, r->name);
+	r->tag = ++m->seq;
+	rc = sg_k8s_request(m->client, "GET", path, NULL, NULL, r->tag);
+	if (rc == 0)
+		r->inflight = JOB_GET;
+	return rc;
+}
+
+static void
+backoff(struct rec *r, uint64_t now)
+{
+	r->backoff_ms = r->backoff_ms == 0 ? BACKOFF_MIN_MS :
+			RTE_MIN(2 * r->backoff_ms, BACKOFF_MAX_MS);
+	/* Jitter: gateways restarted together do not retry in step. */
+	r->retry_ms = now + r->backoff_ms + (uint64_t)rand() % (r->backoff_ms / 4 + 1);
+}
+
+static const char *
+status_message(const char *body, char *buf, size_t size)
+{
+	cJSON *o = body != NULL ? cJSON_Parse(body) : NULL;
+	const cJSON *msg = cJSON_GetObjectItemCaseSensitive(o, "message");
+
+	snprintf(buf, size, "%s", cJSON_IsString(msg) ? msg->valuestring : "");
+	cJSON_Delete(o);
+	return buf;
+}
+
+/* The resourceVersion of a Service in a response body, into r. */
+static void
+take_rv(struct rec *r, const char *body)
+{
+	cJSON *o = body != NULL ? cJSON_Parse(body) : NULL;
+	const cJSON *rv = cJSON_GetObjectItemCaseSensitive(
+		cJSON_GetObjectItemCaseSensitive(o, "metadata"), "resourceVersion");
+
+	if (cJSON_IsString(rv))
+		snprintf(r->rv, sizeof(r->rv), "%s", rv->valuestring);
+	cJSON_Delete(o);
+}
+
+struct tag_walk {
+	uint64_t tag;
+	struct rec *found;
+};
+
+static int
+find_tag(void *val, void *arg)
+{
+	struct rec *r = val;
+	struct tag_walk *w = arg;
+
+	if (r->inflight != JOB_NONE && r->tag == w->tag) {
+		w->found = r;
+		return 1;
+	}
+	return 0;
+}
+
+/*
+ * A Service that left us (deleted, or no longer a LoadBalancer: lib/k8s
+ * cannot tell which) as the GET found it: its status is ours to clear only
+ * if it is not a LoadBalancer (a class is only allowed on those, so it
+ * cannot be another provider's) and still has an address.
+ */
+static bool
+may_clear(const char *body)
+{
+	cJSON *o = body != NULL ? cJSON_Parse(body) : NULL;
+	const cJSON *type = cJSON_GetObjectItemCaseSensitive(
+		cJSON_GetObjectItemCaseSensitive(o, "spec"), "type");
+	const cJSON *ing = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(
+		cJSON_GetObjectItemCaseSensitive(o, "status"), "loadBalancer"), "ingress");
+	bool ok = cJSON_IsString(type) && strcmp(type->valuestring, "LoadBalancer") != 0 &&
+		  cJSON_GetArraySize(ing) > 0;
+
+	cJSON_Delete(o);
+	return ok;
+}
+
+static void
+answered(struct sg_app *a, struct app_ipam *m, struct sg_k8s_response *resp, uint64_t now)
+{
+	struct tag_walk w = { resp->tag, NULL };
+	char msg[200], held[120];
+	struct rec *r;
+	uint8_t job;
+
+	if (resp->tag == 0) {		/* an Event */
+		if (resp->status != 201 && resp->status != 200)
+			SG_LOG(ipam, WARNING, "an Event was not posted: %ld %s", resp->status,
+			       resp->status == 0 ? resp->error :
+			       status_message(resp->body, msg, sizeof(msg)));
+		return;
+	}
+	app_map_each(&m->recs, find_tag, &w);
+	r = w.found;
+	if (r == NULL)
+		return;
+	job = r->inflight;
+	r->inflight = JOB_NONE;
+	if (resp->status == 0 || resp->status == 429 || resp->status >= 500) {
+		SG_LOG(ipam, WARNING, "service %s: %s: %s; retrying", r->key,
+		       job == JOB_GET ? "re-read" : "status patch",
+		       resp->status == 0 ? resp->error : status_message(resp->body, msg,
+									 sizeof(msg)));
+		backoff(r, now);
+		r->dirty = true;
+		return;
+	}
+	if (job == JOB_GET) {
+		if (resp->status == 200 && (!r->gone || may_clear(resp->body))) {
+			/* The newer version is the one to write on. */
+			take_rv(r, resp->body);
+			r->checked = r->gone;
+			r->dirty = true;
+		} else if (r->gone) {
+			app_map_dels(&m->recs, r->key);
+			rec_free(r);
+		}
+		return;
+	}
+	r->backoff_ms = 0;
+	if (resp->status == 409) {
+		SG_LOG(ipam, INFO, "service %s: changed under the status patch (409); re-reading",
+		       r->key);
+		get_service(m, r);
+		return;
+	}
+	if (resp->status == 404) {
+		r->gone = true;
+		r->dirty = false;
+	} else if (resp->status != 200) {
+		SG_LOG(ipam, ERR, "service %s: status patch refused: %ld %s", r->key,
+		       resp->status, status_message(resp->body, msg, sizeof(msg)));
+		r->dirty = false;
+		return;
+	} else {
+		take_rv(r, resp->body);
+		/* What the cluster says now (the watch will say it too). */
+		if (!r->gone) {
+			r->n_status = r->held.n;
+			memcpy(r->status, r->held.addrs, sizeof(r->status));
+			from_of(&r->held, r->from, sizeof(r->from));
+		}
+		r->dirty = false;
+		if (!r->gone && r->held.n > 0) {
+			held_str(&r->held, held, sizeof(held));
+			snprintf(msg, sizeof(msg), "%s from pool %s", held, r->from);
+			post_event(m, r, "Normal", "IPAllocated", msg);
+		}
+	}
+	if (r->gone) {
+		if (resp->status == 200) {
+			held_str(&(struct sg_ipam_alloc){ .addrs = { r->status[0], r->status[1] },
+							  .n = r->n_status }, held, sizeof(held));
+			snprintf(msg, sizeof(msg), "%s released: no longer a LoadBalancer of "
+				 CLASS, held);
+			post_event(m, r, "Normal", "IPReleased", msg);
+		}
+		app_map_dels(&m->recs, r->key);
+		rec_free(r);
+	}
+	(void)a;
+}
+
+/* ---- API -------------------------------------------------------------------------------- */
+
+int
+app_ipam_create(struct sg_app *a, struct sg_k8s *client, struct app_ipam **out)
+{
+	const struct sg_conf *c = a->conf;
+	struct app_ipam *m;
+
+	*out = NULL;
+	if (c->lb.line == 0)
+		return 0;
+	m = calloc(1, sizeof(*m));
+	if (m == NULL)
+		return -ENOMEM;
+	m->ipam = sg_ipam_create(c->lb.pools, c->lb.n_pools);
+	if (m->ipam == NULL) {
+		free(m);
+		return -ENOMEM;
+	}
+	m->client = client;
+	m->writer = c->lb.allocate;
+	m->default_class = c->lb.default_class;
+	app_map_init(&m->recs);
+	if (gethostname(m->instance, sizeof(m->instance)) != 0)
+		snprintf(m->instance, sizeof(m->instance), "svcgw");
+	srand((unsigned int)mono_ms());
+	SG_LOG(ipam, NOTICE, "LoadBalancer provider for class " CLASS "%s: %u pools, %s",
+	       m->default_class ? " and class-less Services" : "", c->lb.n_pools,
+	       m->writer ? "writing allocations" : "following the statuses");
+	*out = m;
+	return 0;
+}
+
+static int
+free_rec_cb(void *val, void *arg)
+{
+	(void)arg;
+	rec_free(val);
+	return 0;
+}
+
+void
+app_ipam_free(struct app_ipam *m)
+{
+	if (m == NULL)
+		return;
+	app_map_each(&m->recs, free_rec_cb, NULL);
+	app_map_fini(&m->recs);
+	sg_ipam_free(m->ipam);
+	free(m);
+}
+
+void
+app_ipam_observe(struct sg_app *a, const char *key, const struct sg_k8s_service *svc)
+{
+	struct app_ipam *m = a->ipam;
+	struct rec *r;
+	char held[120];
+
+	if (m == NULL)
+		return;
+	r = app_map_gets(&m->recs, key);
+	if (!is_ours(m, svc)) {
+		if (r == NULL)
+			return;
+		/* Deleted, or not a LoadBalancer any more: the address goes back. */
+		if (r->held.n > 0) {
+			held_str(&r->held, held, sizeof(held));
+			SG_LOG(ipam, INFO, "service %s: %s released", key, held);
+		}
+		sg_ipam_release(m->ipam, key);
+		memset(&r->held, 0, sizeof(r->held));
+		r->ours = false;
+		r->gone = true;
+		r->checked = false;
+		/*
+		 * Deleted, or turned ClusterIP: lib/k8s says the same for both.
+		 * The status goes if the Service still exists (a GET tells).
+		 */
+		r->dirty = m->writer && r->n_status > 0;
+		if (!r->dirty && r->inflight == JOB_NONE) {
+			app_map_dels(&m->recs, key);
+			rec_free(r);
+		}
+		return;
+	}
+	if (r == NULL) {
+		r = calloc(1, sizeof(*r));
+		if (r == NULL || app_map_puts(&m->recs, strcpy(r->key, key), r) < 0) {
+			free(r);
+			SG_LOG(ipam, ERR, "service %s: out of memory", key);
+			return;
+		}
+		snprintf(r->ns, sizeof(r->ns), "%s", svc->namespace);
+		snprintf(r->name, sizeof(r->name), "%s", svc->name);
+	}
+	r->ours = true;
+	r->gone = false;
+	r->checked = false;
+	read_request(r, svc);
+	decide(m, r);
+}
+
+bool
+app_ipam_vips(const struct sg_app *a, const char *key, const struct sg_conf_addr **vips,
+	      uint32_t *n)
+{
+	const struct app_ipam *m = a->ipam;
+	const struct rec *r = m != NULL ? app_map_gets(&m->recs, key) : NULL;
+
+	if (r == NULL || !r->ours)
+		return false;
+	*vips = r->held.addrs;
+	*n = r->held.n;
+	return true;
+}
+
+struct each_ctx {
+	struct sg_app *a;
+	struct app_ipam *m;
+	uint64_t now;
+	int phase;		/* 0: claim, 1: decide, 2: retry failed, 3: writes */
+};
+
+static int
+each_cb(void *val, void *arg)
+{
+	struct each_ctx *c = arg;
+	struct rec *r = val;
+	struct sg_ipam_alloc before = r->held;
+
+	if (!r->ours && c->phase != 3)
+		return 0;
+	switch (c->phase) {
+	case 0: {
+		struct sg_ipam_req q = request_of(r);
+
+		sg_ipam_claim(c->m->ipam, &q, r->status, r->n_status);
+		break;
+	}
+	case 1:
+		decide(c->m, r);
+		break;
+	case 2:
+		if (r->failed)
+			decide(c->m, r);
+		break;
+	case 3:
+		if (!r->dirty || r->inflight != JOB_NONE || c->now < r->retry_ms || !c->m->writer)
+			return 0;
+		if ((r->gone && !r->checked ? get_service(c->m, r) : patch_status(c->m, r)) < 0)
+			backoff(r, c->now);
+		return 0;
+	}
+	if (memcmp(&before, &r->held, sizeof(before)) != 0)
+		app_services_k8s_refresh(c->a, r->key);
+	return 0;
+}
+
+static void
+all(struct sg_app *a, int phase)
+{
+	struct each_ctx c = { a, a->ipam, mono_ms(), phase };
+
+	app_map_each(&a->ipam->recs, each_cb, &c);
+}
+
+void
+app_ipam_synced(struct sg_app *a)
+{
+	struct app_ipam *m = a->ipam;
+
+	if (m == NULL || m->synced)
+		return;
+	m->synced = true;
+	/* Every status is claimed by now: only then is anything new handed out. */
+	SG_LOG(ipam, NOTICE, "%u addresses rebuilt from %u Services' statuses",
+	       sg_ipam_used(m->ipam), sg_ipam_services(m->ipam));
+	all(a, 1);
+	m->releases = sg_ipam_releases(m->ipam);
+}
+
+void
+app_ipam_set_writer(struct sg_app *a, bool writer)
+{
+	struct app_ipam *m = a->ipam;
+
+	if (m == NULL || m->writer == writer)
+		return;
+	m->writer = writer;
+	SG_LOG(ipam, NOTICE, "%s", writer ? "writing allocations" : "following the statuses");
+	if (!m->synced)
+		return;
+	/* A new writer starts from what the last one published, then fills the gaps. */
+	all(a, 0);
+	all(a, 1);
+}
+
+void
+app_ipam_reload(struct sg_app *a, const struct sg_conf *nc)
+{
+	struct app_ipam *m = a->ipam;
+	int rc;
+
+	if (m == NULL)
+		return;
+	rc = sg_ipam_set_pools(m->ipam, nc->lb.pools, nc->lb.n_pools);
+	if (rc < 0) {
+		SG_LOG(ipam, ERR, "the new pools could not be set up: %s; the old ones stay",
+		       strerror(-rc));
+		return;
+	}
+	if (rc > 0)
+		SG_LOG(ipam, NOTICE, "%d addresses are outside the new pools: their Services get "
+		       "new ones", rc);
+	m->default_class = nc->lb.default_class;
+	if (nc->lb.allocate != m->writer)
+		app_ipam_set_writer(a, nc->lb.allocate);
+	else if (m->synced)
+		all(a, 1);
+}
+
+void
+app_ipam_poll(struct sg_app *a)
+{
+	struct app_ipam *m = a->ipam;
+	struct sg_k8s_response resp[RESPONSES];
+	unsigned int n;
+	uint64_t now = mono_ms();
+
+	if (m == NULL)
+		return;
+	n = sg_k8s_responses(m->client, resp, RESPONSES);
+	for (unsigned int i = 0; i < n; i++) {
+		answered(a, m, &resp[i], now);
+		sg_k8s_response_clear(&resp[i]);
+	}
+	if (!m->synced)
+		return;
+	/* Addresses came back: those that found their pools full try again. */
+	if (sg_ipam_releases(m->ipam) != m->releases) {
+		m->releases = sg_ipam_releases(m->ipam);
+		all(a, 2);
+	}
+	all(a, 3);
+}
