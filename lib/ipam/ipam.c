@@ -164,8 +164,8 @@ from_num(u128 v, uint8_t family, struct sg_conf_addr *a)
 	memset(a, 0, sizeof(*a));
 	a->family = family;
 	a->len = (uint8_t)(n * 8);
-	for (unsigned int i = n; i-- > 0; v >>= 8)
-		a->addr[i] = (uint8_t)v;
+	for (unsigned int i = 0; i < n && i < sizeof(a->addr); i++)
+		a->addr[n - 1 - i] = (uint8_t)(v >> (8 * i));
 }
 
 static uint8_t

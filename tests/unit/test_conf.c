@@ -669,6 +669,22 @@ test_reference(void **state)
 	struct sg_conf *c = load_shipped("svcgw.conf");
 
 	(void)state;
+	/* The lb group: defaults filled in, CIDRs without network and broadcast. */
+	assert_true(c->lb.line > 0);
+	assert_int_equal(c->lb.allocate, 1);
+	assert_int_equal(c->lb.default_class, 0);
+	assert_int_equal(c->lb.n_pools, 2);
+	assert_string_equal(c->lb.pools[0].name, "public");
+	assert_int_equal(c->lb.pools[0].auto_assign, 1);
+	assert_int_equal(c->lb.pools[0].priority, 100);
+	assert_int_equal(c->lb.pools[0].n_namespaces, 0);
+	assert_addr(&c->lb.pools[0].ranges[0].first, "192.0.2.65");
+	assert_addr(&c->lb.pools[0].ranges[0].last, "192.0.2.94");
+	assert_addr(&c->lb.pools[0].ranges[1].first, "2001:db8:64::1");
+	assert_addr(&c->lb.pools[0].ranges[1].last, "2001:db8:64::ff");
+	assert_int_equal(c->lb.pools[1].auto_assign, 0);
+	assert_addr(&c->lb.pools[1].ranges[0].first, "192.0.2.200");
+	assert_addr(&c->lb.pools[1].ranges[0].last, "192.0.2.209");
 	assert_int_equal(c->n_ports, 2);
 	assert_string_equal(c->ports[0].name, "ext");
 	assert_int_equal(c->ports[0].role, SG_CONF_ROLE_EXTERNAL);
