@@ -372,8 +372,10 @@ const char *sg_k8s_stream_state_name(unsigned int state);
 /*
  * One HTTP/1.1 request at a time, blocking, on the caller's thread, over one
  * keep-alive connection: for the daemon's own writes (Leases), which must
- * never wait behind the watches. The credentials are read as for
- * sg_k8s_create() (a token file again every token_refresh seconds).
+ * never wait behind the watches nor behind sg_k8s_request()'s queue (whose
+ * thread makes its requests the same way, on a connection of its own). The
+ * credentials are read as for sg_k8s_create() (a token file again every
+ * token_refresh seconds, and after a 401).
  * Create returns NULL with errno and err as sg_k8s_create().
  */
 struct sg_k8s_call;

@@ -1,8 +1,13 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * Single blocking requests on the caller's thread (k8s.h, "single
- * requests"): one easy handle, so one keep-alive connection, reused from
- * one request to the next. Not for lists or watches (k8s_client.c).
+ * The one way lib/k8s makes a single request with the credentials: one easy
+ * handle, so one keep-alive connection reused from one request to the next,
+ * TLS from k8s_curl_tls(), the answer buffered up to RESP_MAX, a token file
+ * read again every token_refresh seconds and after a 401. Blocking, on the
+ * caller's thread: the lease thread calls it directly (k8s.h, "single
+ * requests"), the writer thread (k8s_write.c) for each queued write.
+ *
+ * Not here: lists and watches (k8s_client.c), queueing (k8s_write.c).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -57,8 +62,45 @@ on_data(char *data, size_t size, size_t nmemb, void *arg)
 }
 
 struct sg_k8s_call *
+k8s_call_create(struct k8s_creds *creds, uint32_t token_refresh, char *err, size_t errlen)
+{
+	struct sg_k8s_call *c;
+	int rc = -ENOMEM;
+
+	c = calloc(1, sizeof(*c));
+	if (c == NULL)
+		goto fail;
+	k8s_curl_init();
+	c->token_refresh = token_refresh != 0 ? token_refresh : 60;
+	c->token_read_ms = k8s_mono_ms();
+	c->easy = curl_easy_init();
+	if (c->easy == NULL)
+		goto free_call;
+	curl_easy_setopt(c->easy, CURLOPT_WRITEFUNCTION, on_data);
+	curl_easy_setopt(c->easy, CURLOPT_WRITEDATA, c);
+	curl_easy_setopt(c->easy, CURLOPT_ERRORBUFFER, c->errbuf);
+	curl_easy_setopt(c->easy, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c->easy, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+	curl_easy_setopt(c->easy, CURLOPT_PROTOCOLS_STR, "http,https");
+	rc = k8s_curl_tls(creds, c->easy, err, errlen);
+	if (rc < 0)
+		goto cleanup_easy;
+	c->creds = *creds;
+	memset(creds, 0, sizeof(*creds));
+	return c;
+cleanup_easy:
+	curl_easy_cleanup(c->easy);
+free_call:
+	free(c);
+fail:
+	errno = -rc;
+	return NULL;
+}
+
+struct sg_k8s_call *
 sg_k8s_call_create(const struct sg_k8s_conf *conf, char *err, size_t errlen)
 {
+	struct k8s_creds creds;
 	struct sg_k8s_call *c;
 	int rc;
 
@@ -68,37 +110,18 @@ sg_k8s_call_create(const struct sg_k8s_conf *conf, char *err, size_t errlen)
 		errno = EINVAL;
 		return NULL;
 	}
-	c = calloc(1, sizeof(*c));
-	if (c == NULL)
+	rc = k8s_creds_load(conf, &creds, err, errlen);
+	if (rc < 0) {
+		errno = -rc;
 		return NULL;
-	rc = k8s_creds_load(conf, &c->creds, err, errlen);
-	if (rc < 0)
-		goto free_call;
-	k8s_curl_init();
-	c->token_refresh = conf->token_refresh != 0 ? conf->token_refresh : 60;
-	c->token_read_ms = k8s_mono_ms();
-	c->easy = curl_easy_init();
-	rc = -ENOMEM;
-	if (c->easy == NULL)
-		goto clear_creds;
-	curl_easy_setopt(c->easy, CURLOPT_WRITEFUNCTION, on_data);
-	curl_easy_setopt(c->easy, CURLOPT_WRITEDATA, c);
-	curl_easy_setopt(c->easy, CURLOPT_ERRORBUFFER, c->errbuf);
-	curl_easy_setopt(c->easy, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c->easy, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
-	curl_easy_setopt(c->easy, CURLOPT_PROTOCOLS_STR, "http,https");
-	rc = k8s_curl_tls(&c->creds, c->easy, err, errlen);
-	if (rc < 0)
-		goto cleanup_easy;
+	}
+	c = k8s_call_create(&creds, conf->token_refresh, err, errlen);
+	if (c == NULL) {
+		rc = errno;
+		k8s_creds_clear(&creds);
+		errno = rc;
+	}
 	return c;
-cleanup_easy:
-	curl_easy_cleanup(c->easy);
-clear_creds:
-	k8s_creds_clear(&c->creds);
-free_call:
-	free(c);
-	errno = -rc;
-	return NULL;
 }
 
 void
@@ -118,14 +141,18 @@ sg_k8s_call_server(const struct sg_k8s_call *c)
 	return c != NULL && c->creds.server != NULL ? c->creds.server : "";
 }
 
-/* kubelet rotates projected tokens: read the file again now and then, as client-go. */
+/*
+ * kubelet rotates projected tokens: read the file again now and then, and
+ * after a 401, as client-go.
+ */
 static void
-refresh_token(struct sg_k8s_call *c)
+refresh_token(struct sg_k8s_call *c, int force)
 {
 	uint64_t now = k8s_mono_ms();
 	char err[400], *tok;
 
-	if (c->creds.token_file == NULL || now - c->token_read_ms < c->token_refresh * 1000ull)
+	if (c->creds.token_file == NULL ||
+	    (!force && now - c->token_read_ms < c->token_refresh * 1000ull))
 		return;
 	c->token_read_ms = now;
 	if (k8s_creds_read_token(c->creds.token_file, &tok, err, sizeof(err)) < 0)
@@ -135,15 +162,24 @@ refresh_token(struct sg_k8s_call *c)
 }
 
 static struct curl_slist *
-headers(const struct sg_k8s_call *c, int has_body)
+headers(const struct sg_k8s_call *c, const char *content_type)
 {
 	static const char bearer[] = "Authorization: Bearer ";
 	struct curl_slist *h = curl_slist_append(NULL, "Accept: application/json"), *n = h;
 
 	if (n != NULL)
 		n = curl_slist_append(h, "User-Agent: svcgw/0.1");
-	if (n != NULL && has_body)
-		n = curl_slist_append(h, "Content-Type: application/json");
+	if (n != NULL && content_type != NULL) {
+		char *hdr = malloc(sizeof("Content-Type: ") + strlen(content_type));
+
+		n = NULL;
+		if (hdr != NULL) {
+			strcpy(hdr, "Content-Type: ");
+			strcat(hdr, content_type);
+			n = curl_slist_append(h, hdr);
+			free(hdr);
+		}
+	}
 	if (n != NULL && c->creds.token != NULL) {
 		char *hdr = malloc(sizeof(bearer) + strlen(c->creds.token));
 
@@ -163,8 +199,9 @@ headers(const struct sg_k8s_call *c, int has_body)
 }
 
 int
-sg_k8s_call(struct sg_k8s_call *c, const char *method, const char *path, const char *body,
-	    uint32_t timeout_ms, char **resp, char *err, size_t errlen)
+k8s_call_do(struct sg_k8s_call *c, const char *method, const char *path,
+	    const char *content_type, const char *body, uint32_t timeout_ms, char **resp,
+	    char *err, size_t errlen)
 {
 	struct curl_slist *h;
 	CURLcode cc;
@@ -178,13 +215,13 @@ sg_k8s_call(struct sg_k8s_call *c, const char *method, const char *path, const c
 		err[0] = '\0';
 	if (c == NULL || method == NULL || path == NULL || path[0] != '/' || resp == NULL)
 		return -EINVAL;
-	refresh_token(c);
+	refresh_token(c, 0);
 	url = malloc(strlen(c->creds.server) + strlen(path) + 1);
-	h = headers(c, body != NULL);
+	h = headers(c, content_type);
 	if (url == NULL || h == NULL) {
 		free(url);
 		curl_slist_free_all(h);
-		return -ENOMEM;
+		goto nomem;
 	}
 	strcpy(url, c->creds.server);
 	strcat(url, path);
@@ -217,11 +254,25 @@ sg_k8s_call(struct sg_k8s_call *c, const char *method, const char *path, const c
 		return rc;
 	}
 	curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &code);
+	if (code == 401)
+		refresh_token(c, 1);
 	*resp = malloc(c->len + 1);
 	if (*resp == NULL)
-		return -ENOMEM;
+		goto nomem;
 	if (c->len > 0)
 		memcpy(*resp, c->body, c->len);
 	(*resp)[c->len] = '\0';
 	return (int)code;
+nomem:
+	if (err != NULL && errlen > 0)
+		snprintf(err, errlen, "%s %s: out of memory", method, path);
+	return -ENOMEM;
+}
+
+int
+sg_k8s_call(struct sg_k8s_call *c, const char *method, const char *path, const char *body,
+	    uint32_t timeout_ms, char **resp, char *err, size_t errlen)
+{
+	return k8s_call_do(c, method, path, body != NULL ? "application/json" : NULL, body,
+			   timeout_ms, resp, err, errlen);
 }

@@ -5,8 +5,10 @@
  * a kubeconfig or a pod (k8s_creds.c), the watch stream's line splitter,
  * event decoder and retry backoff (k8s_stream.c), the model of Services,
  * EndpointSlices and Nodes that builds the snapshots (k8s_model.c), a
- * string-keyed hash map (k8s_map.c), and the thread with its HTTP transfers
- * (k8s_client.c). k8s.c holds the public API and the queue through which
+ * string-keyed hash map (k8s_map.c), the thread with its HTTP transfers
+ * (k8s_client.c), single requests (k8s_call.c: the only other way a request
+ * is made) and the writer thread that makes them for sg_k8s_request()
+ * (k8s_write.c). k8s.c holds the public API and the queue through which
  * the client thread hands changes to the control thread.
  */
 #ifndef SG_K8S_PRIVATE_H
@@ -337,6 +339,24 @@ void k8s_client_free(struct k8s_client *c);
  */
 char *k8s_client_request_path(unsigned int res, int watch, const char *rv, const char *cont,
 			      uint32_t limit, uint32_t timeout);
+
+/* ---- single requests (k8s_call.c) --------------------------------------- */
+
+/*
+ * sg_k8s_call_create() with credentials already loaded: creds is taken
+ * over on success (and zeroed), left to the caller on failure. NULL with
+ * errno: ENOMEM, or EINVAL with err naming what libcurl refused (TLS).
+ */
+struct sg_k8s_call *k8s_call_create(struct k8s_creds *creds, uint32_t token_refresh, char *err,
+				    size_t errlen);
+
+/*
+ * sg_k8s_call() with the Content-Type of body given (NULL: no header): the
+ * writer sends merge patches. Same returns; err is set on every failure.
+ */
+int k8s_call_do(struct sg_k8s_call *c, const char *method, const char *path,
+		const char *content_type, const char *body, uint32_t timeout_ms, char **resp,
+		char *err, size_t errlen);
 
 /* ---- writes: the writer thread (k8s_write.c) ----------------------------- */
 

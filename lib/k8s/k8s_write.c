@@ -1,11 +1,12 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The writer thread: requests the daemon makes (status patches, re-reads
- * after a conflict, Events), one at a time on one keep-alive connection,
- * with a copy of the client's credentials. It is apart from the client
- * thread so that a slow or stalled write never delays the watches, and
- * apart from the caller so that the control thread never waits on the
- * network. Requests and answers are two FIFOs under one mutex, held only
+ * after a conflict, Events), one at a time, each made by k8s_call.c on one
+ * keep-alive connection with the writer's own copy of the credentials. It
+ * is apart from the client thread so that a slow or stalled write never
+ * delays the watches, apart from the caller so that the control thread
+ * never waits on the network, and apart from the lease thread (which has a
+ * connection of its own) so that a renewal never waits behind a patch. Requests and answers are two FIFOs under one mutex, held only
  * to link or unlink an entry.
  *
  * No retry here: the caller knows whether a failed write still matters
@@ -20,12 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <curl/curl.h>
-
 #include "k8s_private.h"
-
-/* An answer longer than this is cut: a Service or a Status is far smaller. */
-#define BODY_MAX (4u << 20)
 
 struct wreq {
 	struct wreq *next;
@@ -39,11 +35,8 @@ struct wreq {
 
 struct k8s_writer {
 	struct k8s_log log;
-	struct k8s_creds creds;
-	uint32_t request_timeout;
-	uint32_t token_refresh;
-	uint64_t token_read_ms;
-	CURL *easy;
+	struct sg_k8s_call *call;	/* k8s_call.c does each request */
+	uint32_t timeout_ms;
 	pthread_t thread;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
@@ -51,10 +44,6 @@ struct k8s_writer {
 	struct wreq *done, *done_tail;
 	uint8_t started;
 	uint8_t stop;			/* under lock */
-	/* the response being received */
-	char *buf;
-	size_t len, cap;
-	char errbuf[CURL_ERROR_SIZE];
 };
 
 static void
@@ -70,120 +59,16 @@ wreq_free(struct wreq *r)
 	free(r);
 }
 
-static size_t
-on_data(char *data, size_t size, size_t nmemb, void *arg)
-{
-	struct k8s_writer *w = arg;
-	size_t n = size * nmemb;
-
-	if (w->len + n + 1 > BODY_MAX)
-		return 0;
-	if (w->len + n + 1 > w->cap) {
-		size_t cap = w->cap != 0 ? w->cap : 4096;
-		char *b;
-
-		while (cap < w->len + n + 1)
-			cap *= 2;
-		b = realloc(w->buf, cap);
-		if (b == NULL)
-			return 0;
-		w->buf = b;
-		w->cap = cap;
-	}
-	memcpy(w->buf + w->len, data, n);
-	w->len += n;
-	w->buf[w->len] = '\0';
-	return n;
-}
-
-/* client-go re-reads a token file every minute, and after a 401. */
-static void
-refresh_token(struct k8s_writer *w, int force)
-{
-	uint64_t now = k8s_mono_ms();
-	char err[400], *tok;
-
-	if (w->creds.token_file == NULL ||
-	    (!force && now - w->token_read_ms < w->token_refresh * 1000ull))
-		return;
-	w->token_read_ms = now;
-	if (k8s_creds_read_token(w->creds.token_file, &tok, err, sizeof(err)) < 0)
-		return;
-	free(w->creds.token);
-	w->creds.token = tok;
-}
-
 static void
 perform(struct k8s_writer *w, struct wreq *r)
 {
-	static const char bearer[] = "Authorization: Bearer ";
-	struct curl_slist *h = NULL, *n;
-	char *url = NULL, hdr[256];
-	CURLcode rc;
-	long code = 0;
+	int rc;
 
 	r->resp.tag = r->tag;
-	url = malloc(strlen(w->creds.server) + strlen(r->path) + 1);
-	if (url == NULL)
-		goto nomem;
-	strcpy(url, w->creds.server);
-	strcat(url, r->path);
-	n = h = curl_slist_append(NULL, "Accept: application/json");
-	if (n != NULL)
-		n = curl_slist_append(h, "User-Agent: svcgw/0.1");
-	if (n != NULL && r->ctype != NULL) {
-		snprintf(hdr, sizeof(hdr), "Content-Type: %s", r->ctype);
-		n = curl_slist_append(h, hdr);
-	}
-	if (n != NULL && w->creds.token != NULL) {
-		char *t = malloc(sizeof(bearer) + strlen(w->creds.token));
-
-		n = NULL;
-		if (t != NULL) {
-			strcpy(t, bearer);
-			strcat(t, w->creds.token);
-			n = curl_slist_append(h, t);
-			free(t);
-		}
-	}
-	if (n == NULL)
-		goto nomem;
-	w->len = 0;
-	w->errbuf[0] = '\0';
-	curl_easy_setopt(w->easy, CURLOPT_URL, url);
-	curl_easy_setopt(w->easy, CURLOPT_HTTPHEADER, h);
-	curl_easy_setopt(w->easy, CURLOPT_CUSTOMREQUEST, r->method);
-	if (r->body != NULL) {
-		curl_easy_setopt(w->easy, CURLOPT_POSTFIELDS, r->body);
-		curl_easy_setopt(w->easy, CURLOPT_POSTFIELDSIZE, (long)strlen(r->body));
-	} else {
-		curl_easy_setopt(w->easy, CURLOPT_HTTPGET, 1L);
-		curl_easy_setopt(w->easy, CURLOPT_CUSTOMREQUEST, r->method);
-	}
-	rc = curl_easy_perform(w->easy);
-	if (rc == CURLE_OK)
-		curl_easy_getinfo(w->easy, CURLINFO_RESPONSE_CODE, &code);
-	r->resp.status = rc == CURLE_OK ? code : 0;
-	if (rc != CURLE_OK)
-		snprintf(r->resp.error, sizeof(r->resp.error), "%.8s %.120s: %.120s", r->method,
-			 r->path, w->errbuf[0] != '\0' ? w->errbuf : curl_easy_strerror(rc));
-	if (w->len > 0) {
-		r->resp.body = malloc(w->len + 1);
-		if (r->resp.body != NULL)
-			memcpy(r->resp.body, w->buf, w->len + 1);
-	}
-	if (code == 401)
-		refresh_token(w, 1);
+	rc = k8s_call_do(w->call, r->method, r->path, r->ctype, r->body, w->timeout_ms,
+			 &r->resp.body, r->resp.error, sizeof(r->resp.error));
+	r->resp.status = rc > 0 ? rc : 0;
 	k8s_logf(&w->log, SG_K8S_LOG_DEBUG, "%s %s: %ld", r->method, r->path, r->resp.status);
-	curl_slist_free_all(h);
-	free(url);
-	return;
-nomem:
-	curl_slist_free_all(h);
-	free(url);
-	r->resp.status = 0;
-	snprintf(r->resp.error, sizeof(r->resp.error), "%.8s %.200s: out of memory", r->method,
-		 r->path);
 }
 
 static void
@@ -215,7 +100,6 @@ writer_main(void *arg)
 		if (w->todo == NULL)
 			w->todo_tail = NULL;
 		pthread_mutex_unlock(&w->lock);
-		refresh_token(w, 0);
 		perform(w, r);
 		pthread_mutex_lock(&w->lock);
 		finish(w, r);
@@ -229,42 +113,36 @@ k8s_writer_create(const struct sg_k8s_conf *conf, struct k8s_creds *creds,
 		  const struct k8s_log *log)
 {
 	struct k8s_writer *w = calloc(1, sizeof(*w));
-	char err[256];
+	char err[256] = "";
+	int rc;
 
 	if (w == NULL)
 		return NULL;
 	w->log = *log;
-	w->request_timeout = conf->request_timeout;
-	w->token_refresh = conf->token_refresh;
-	w->token_read_ms = k8s_mono_ms();
+	w->timeout_ms = conf->request_timeout * 1000u;
 	if (pthread_mutex_init(&w->lock, NULL) != 0) {
-		free(w);
-		errno = ENOMEM;
-		return NULL;
+		rc = ENOMEM;
+		goto free_writer;
 	}
-	pthread_cond_init(&w->cond, NULL);
-	w->easy = curl_easy_init();
-	if (w->easy == NULL)
-		goto fail;
-	w->creds = *creds;
-	memset(creds, 0, sizeof(*creds));
-	curl_easy_setopt(w->easy, CURLOPT_WRITEFUNCTION, on_data);
-	curl_easy_setopt(w->easy, CURLOPT_WRITEDATA, w);
-	curl_easy_setopt(w->easy, CURLOPT_ERRORBUFFER, w->errbuf);
-	curl_easy_setopt(w->easy, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(w->easy, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
-	curl_easy_setopt(w->easy, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(w->easy, CURLOPT_CONNECTTIMEOUT_MS, (long)w->request_timeout * 1000L);
-	curl_easy_setopt(w->easy, CURLOPT_TIMEOUT_MS, (long)w->request_timeout * 1000L);
-	if (k8s_curl_tls(&w->creds, w->easy, err, sizeof(err)) < 0) {
-		*creds = w->creds;
-		memset(&w->creds, 0, sizeof(w->creds));
-		goto fail;
+	if (pthread_cond_init(&w->cond, NULL) != 0) {
+		rc = ENOMEM;
+		goto destroy_lock;
+	}
+	w->call = k8s_call_create(creds, conf->token_refresh, err, sizeof(err));
+	if (w->call == NULL) {
+		rc = errno;
+		k8s_logf(&w->log, SG_K8S_LOG_ERR, "writer: %s", err[0] != '\0' ? err :
+			 "out of memory");
+		goto destroy_cond;
 	}
 	return w;
-fail:
-	k8s_writer_free(w);
-	errno = EINVAL;
+destroy_cond:
+	pthread_cond_destroy(&w->cond);
+destroy_lock:
+	pthread_mutex_destroy(&w->lock);
+free_writer:
+	free(w);
+	errno = rc;
 	return NULL;
 }
 
@@ -318,10 +196,7 @@ k8s_writer_free(struct k8s_writer *w)
 		w->done = r->next;
 		wreq_free(r);
 	}
-	if (w->easy != NULL)
-		curl_easy_cleanup(w->easy);
-	free(w->buf);
-	k8s_creds_clear(&w->creds);
+	sg_k8s_call_free(w->call);
 	pthread_cond_destroy(&w->cond);
 	pthread_mutex_destroy(&w->lock);
 	free(w);

@@ -768,24 +768,27 @@ test_credential_selection(void **state)
 }
 
 
-/* ---- writes (k8s_write.c) ------------------------------------------------------------ */
+/* ---- requests (k8s_call.c) and writes (k8s_write.c) ------------------------------------- */
 
-/* A one-connection HTTP server: reads requests, keeps the last, answers each with 201. */
+/*
+ * A one-connection HTTP server: reads requests, keeps the last, answers
+ * each with 201 (or status, if set) and {"ok":true}.
+ */
 struct tiny_http {
 	int lfd;
 	int cfd;
 	unsigned short port;
 	char last[4096];
 	unsigned int served;
+	_Atomic int status;
 	pthread_t th;
 };
 
 static void *
 tiny_http_main(void *arg)
 {
-	static const char answer[] = "HTTP/1.1 201 Created\r\nContent-Type: application/json\r\n"
-		"Content-Length: 11\r\n\r\n{\"ok\":true}";
 	struct tiny_http *t = arg;
+	char answer[200];
 	int fd = accept(t->lfd, NULL, NULL);
 	size_t len = 0;
 
@@ -809,6 +812,8 @@ tiny_http_main(void *arg)
 			continue;
 		t->served++;
 		len = 0;
+		snprintf(answer, sizeof(answer), "HTTP/1.1 %d X\r\nContent-Type: application/json\r\n"
+			 "Content-Length: 11\r\n\r\n{\"ok\":true}", t->status != 0 ? t->status : 201);
 		if (write(fd, answer, strlen(answer)) < 0)
 			break;
 	}
@@ -831,6 +836,76 @@ tiny_http_start(struct tiny_http *t)
 	assert_int_equal(getsockname(t->lfd, (struct sockaddr *)&a, &al), 0);
 	t->port = ntohs(a.sin_port);
 	assert_int_equal(pthread_create(&t->th, NULL, tiny_http_main, t), 0);
+}
+
+/*
+ * sg_k8s_call(): arguments, the request as sent (method, path, JSON body,
+ * token), the token file read again after a 401, and a server that goes.
+ */
+static void
+test_call(void **state)
+{
+	struct sg_k8s_conf kc = { .source = SG_CONF_K8S_KUBECONFIG, .token_refresh = 3600 };
+	char path[400], tok[400], text[800], err[300], *resp = (char *)1;
+	struct sg_k8s_call *c;
+	struct tiny_http t;
+
+	(void)state;
+	errno = 0;
+	assert_null(sg_k8s_call_create(NULL, err, sizeof(err)));
+	assert_int_equal(errno, EINVAL);
+	sg_k8s_call_free(NULL);
+	assert_string_equal(sg_k8s_call_server(NULL), "");
+	assert_int_equal(sg_k8s_call(NULL, "GET", "/", NULL, 100, &resp, err, sizeof(err)),
+			 -EINVAL);
+	assert_null(resp);
+
+	tiny_http_start(&t);
+	write_file(tok, sizeof(tok), "call_token", "old\n");
+	snprintf(text, sizeof(text), KC_HEAD "clusters:\n- name: c\n  cluster:\n    server: "
+		 "http://127.0.0.1:%u\n" KC_USER("    tokenFile: %s\n"), t.port, tok);
+	write_file(path, sizeof(path), "kc_call", text);
+	kc.kubeconfig = path;
+	c = sg_k8s_call_create(&kc, err, sizeof(err));
+	assert_non_null(c);
+	assert_int_equal(strncmp(sg_k8s_call_server(c), "http://127.0.0.1:", 17), 0);
+	assert_int_equal(sg_k8s_call(c, "GET", "no-slash", NULL, 100, &resp, err, sizeof(err)),
+			 -EINVAL);
+	assert_int_equal(sg_k8s_call(c, NULL, "/", NULL, 100, &resp, err, sizeof(err)), -EINVAL);
+
+	/* A JSON body says so; the answer comes back whole. */
+	assert_int_equal(sg_k8s_call(c, "PUT", "/apis/x/leases/a", "{\"a\":1}", 5000, &resp, err,
+				     sizeof(err)), 201);
+	assert_string_equal(resp, "{\"ok\":true}");
+	free(resp);
+	assert_non_null(strstr(t.last, "PUT /apis/x/leases/a HTTP/1.1\r\n"));
+	assert_non_null(strstr(t.last, "Content-Type: application/json\r\n"));
+	assert_non_null(strstr(t.last, "Authorization: Bearer old\r\n"));
+	assert_non_null(strstr(t.last, "\r\n\r\n{\"a\":1}"));
+
+	/* A 401 makes the next request read the token file again, long before token_refresh. */
+	write_file(tok, sizeof(tok), "call_token", "new\n");
+	t.status = 401;
+	assert_int_equal(sg_k8s_call(c, "GET", "/a", NULL, 5000, &resp, err, sizeof(err)), 401);
+	free(resp);
+	assert_non_null(strstr(t.last, "Authorization: Bearer old\r\n"));
+	assert_null(strstr(t.last, "Content-Type"));
+	t.status = 200;
+	assert_int_equal(sg_k8s_call(c, "GET", "/b", NULL, 5000, &resp, err, sizeof(err)), 200);
+	free(resp);
+	assert_non_null(strstr(t.last, "GET /b HTTP/1.1\r\n"));
+	assert_non_null(strstr(t.last, "Authorization: Bearer new\r\n"));
+	assert_int_equal(t.served, 3);
+
+	/* The server goes: -EIO and why, no answer. */
+	shutdown(t.cfd, SHUT_RDWR);
+	pthread_join(t.th, NULL);
+	close(t.lfd);
+	resp = (char *)1;
+	assert_int_equal(sg_k8s_call(c, "GET", "/c", NULL, 2000, &resp, err, sizeof(err)), -EIO);
+	assert_null(resp);
+	assert_non_null(strstr(err, "GET /c: "));
+	sg_k8s_call_free(c);
 }
 
 /* Wait (bounded) for n responses. */
@@ -2218,6 +2293,7 @@ main(void)
 {
 	static const struct CMUnitTest fixed[] = {
 		cmocka_unit_test(test_api_args),
+		cmocka_unit_test(test_call),
 		cmocka_unit_test(test_writes),
 		cmocka_unit_test(test_yaml_args),
 		cmocka_unit_test(test_yaml_nul),
