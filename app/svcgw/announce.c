@@ -174,14 +174,16 @@ reassign(struct sg_app *a)
 /*
  * The seam between leader election and allocation (issue 7): whatever only
  * the leader may write (LoadBalancer addresses in services' status) is
- * switched here, on the control thread.
+ * switched here. app_announce_poll() calls it on the control thread under
+ * sg_app_lock, which is what app_ipam_set_writer() needs: the lease thread
+ * only publishes the membership, it never calls in here.
  */
 static void
 app_leader_changed(struct sg_app *a, bool leader)
 {
 	SG_LOG(svcgw, NOTICE, "failover: %s", leader ? "this gateway is the leader" :
 	       "this gateway is no longer the leader");
-	(void)a;
+	app_ipam_set_writer(a, leader);
 }
 
 void

@@ -254,8 +254,9 @@ void app_ipam_reload(struct sg_app *a, const struct sg_conf *nc);
 /*
  * The seam for leader election: true, this gateway writes allocations
  * (assigns, patches status, posts Events); false, it follows the statuses
- * the writer publishes and serves them. lb.allocate is the default (true:
- * a single gateway); a reload that changes lb.allocate sets it again.
+ * the writer publishes and serves them. Alone, lb.allocate decides (and a
+ * reload that changes it sets it again); with a failover group only the
+ * leader writes: announce.c calls this when leadership changes.
  * Becoming the writer re-reads every status first, then fills the gaps.
  */
 void app_ipam_set_writer(struct sg_app *a, bool writer);

@@ -12,8 +12,8 @@
  * Until lib/k8s has handed out the whole first list, statuses are only
  * claimed (sg_ipam_claim()): addresses are rebuilt from what the cluster
  * says before anything new is allocated. Then, if this gateway is the
- * writer (lb.allocate, or app_ipam_set_writer() from leader election), each
- * change is assigned (sg_ipam_assign()); a gateway that is not the writer
+ * writer (alone: lb.allocate; with a failover group: the leader, switched
+ * by app_leader_changed() in announce.c), each change is assigned (sg_ipam_assign()); a gateway that is not the writer
  * follows the statuses the writer publishes. Either way the tables serve
  * what lib/ipam holds (app_ipam_vips()), so an allocation is forwarded at
  * once, before the status patch comes back through the watch, and the
@@ -586,6 +586,17 @@ answered(struct sg_app *a, struct app_ipam *m, struct sg_k8s_response *resp, uin
 
 /* ---- API -------------------------------------------------------------------------------- */
 
+/*
+ * Who writes allocations: with a failover group the leader, as the
+ * control thread last applied it (app_leader_changed() in announce.c keeps
+ * it so afterwards); alone, lb.allocate.
+ */
+static bool
+wants_writer(const struct sg_app *a, const struct sg_conf *c)
+{
+	return a->announce.failover ? a->announce.leader : c->lb.allocate;
+}
+
 int
 app_ipam_create(struct sg_app *a, struct sg_k8s *client, struct app_ipam **out)
 {
@@ -604,7 +615,7 @@ app_ipam_create(struct sg_app *a, struct sg_k8s *client, struct app_ipam **out)
 		return -ENOMEM;
 	}
 	m->client = client;
-	m->writer = c->lb.allocate;
+	m->writer = wants_writer(a, c);
 	m->default_class = c->lb.default_class;
 	app_map_init(&m->recs);
 	if (gethostname(m->instance, sizeof(m->instance)) != 0)
@@ -800,8 +811,8 @@ app_ipam_reload(struct sg_app *a, const struct sg_conf *nc)
 		SG_LOG(ipam, NOTICE, "%d addresses are outside the new pools: their Services get "
 		       "new ones", rc);
 	m->default_class = nc->lb.default_class;
-	if (nc->lb.allocate != m->writer)
-		app_ipam_set_writer(a, nc->lb.allocate);
+	if (wants_writer(a, nc) != m->writer)
+		app_ipam_set_writer(a, wants_writer(a, nc));
 	else if (m->synced)
 		all(a, 1);
 }

@@ -6,9 +6,9 @@ Topology: sgnet.Lan (two svcgw processes, each in its own namespace, their
 external ports on one bridge with the client, their internal ports on one
 bridge with the pods, the stand-in on a third). Services "web" (TCP 8080)
 and "echo" (UDP 5353) share VIP 192.0.2.100 in dsr-l2 mode; the pods hold
-the VIP on lo and answer the client over the direct link. The stand-in
-allows exactly the rules of config/rbac.yaml (its Role for the Leases in
-its own namespace, NS).
+the VIP on lo and answer the client over the direct link. Both gateways
+have the same lb pool. The stand-in allows exactly the rules of
+config/rbac.yaml (its Role for the Leases in its own namespace, NS).
 
 Checks: both gateways see both alive and agree with an independent
 implementation of the rendezvous hash (sgnet.hrw_owner) on the VIP's
@@ -20,6 +20,11 @@ burst for the VIP from its MAC; in the first round a paced TCP download in
 progress through the killed owner completes intact (its ACKs, mid-stream,
 are picked up by the survivor's Maglev). The killed gateway then starts
 again and takes its VIP back.
+
+Allocation follows leadership: a Service of class svcgw.io/lb gets one
+address, one status patch and one IPAllocated Event, all from the leader
+(the stand-in logs each request's source address); after the leader is
+killed the survivor leads and allocates a Service created then.
 """
 import os
 import signal
@@ -35,13 +40,15 @@ VIP = "192.0.2.100"
 NS = "svcgw-system"
 NAMES = ("gw-a", "gw-b")
 ROUNDS = 3
+CLASS = "svcgw.io/lb"
+POOL = {"name": "lan", "addresses": ["192.0.2.120/30"]}  # .121 and .122
 TARGET_S = 3.0
 INTERVAL_MS = 20
 
 
 def main():
     sgnet.require_root()
-    tap = sgnet.Tap(6 + 4 * ROUNDS)
+    tap = sgnet.Tap(7 + 4 * ROUNDS + 2)
     h = sgnet.Harness("failover")
     try:
         run(tap, h)
@@ -76,9 +83,9 @@ class Gateway:
     def __init__(self, h, lan, i, kc):
         self.h, self.i, self.name = h, i, NAMES[i]
         self.prefix = f"{h.prefix}g{i}"
-        self.conf = sgnet.write_conf(
-            h.path(f"svcgw{i}.conf"),
-            sgnet.lan_gateway_conf(self.prefix, i, self.name, kc, NS))
+        conf = sgnet.lan_gateway_conf(self.prefix, i, self.name, kc, NS)
+        conf["lb"] = {"pools": [POOL]}
+        self.conf = sgnet.write_conf(h.path(f"svcgw{i}.conf"), conf)
         self.topo = types.SimpleNamespace(gw=lan.gws[i])
         self.gw = None
 
@@ -98,6 +105,38 @@ def both_live(gws):
                 return False
         return True
     return sgnet.wait_until(ok, timeout=15)
+
+
+def ips(srv, name):
+    o = srv.get("services", name, namespace="default")
+    ing = ((o.get("status") or {}).get("loadBalancer") or {}).get("ingress")
+    return [e.get("ip") for e in ing or []]
+
+
+def allocated(tap, srv, name, leader, gws, what):
+    """Create a Service of our class; its address must come from the
+    pool, written by the leader alone: one status patch, one Event."""
+    import apiserver
+    srv.create(apiserver.service(name, [("http", "TCP", 80, 8080)],
+                                 loadBalancerClass=CLASS))
+    got = sgnet.wait_until(lambda: ips(srv, name), timeout=10)
+    sgnet.wait_until(lambda: srv.requests(verb="create", resource="events",
+                                          status=201), timeout=5)
+    time.sleep(1)   # a second writer, if any, would have written by now
+    patches = srv.requests(verb="patch", name=name)
+    evs = [e for e in srv.list("events")
+           if (e.get("involvedObject") or {}).get("name") == name]
+    srcs = {r["client"] for r in patches} | {
+        r["client"] for r in srv.requests(verb="create", resource="events")
+        if name in str(r.get("body"))}
+    ok = (got and ips(srv, name)[0] in ("192.0.2.121", "192.0.2.122")
+          and [r["status"] for r in patches] == [200] and len(evs) == 1
+          and srcs == {sgnet.LAN_API_GW[leader.i]})
+    tap.ok(ok, f"{what}: {name} gets {ips(srv, name)} from pool lan, in one "
+           f"status patch and one Event, all from the leader {leader.name}",
+           repr([(r["client"], r["status"]) for r in patches]),
+           f"events {len(evs)}, sources {srcs}",
+           *[f"{g.name}: leader {g.failover().get('leader')}" for g in gws])
 
 
 def answering(g):
@@ -147,6 +186,8 @@ def run(tap, h):
            f"owner {answering(owner)}, other {answering(other)}")
     leaders = [g.failover()["leader"] for g in gws]
     tap.ok(sorted(leaders) == [0, 1], "exactly one leader", str(leaders))
+    leader = gws[leaders.index(1)] if 1 in leaders else gws[0]
+    allocated(tap, srv, "alloc1", leader, gws, "one writer")
     denied = srv.requests(status=403)
     tap.ok(not denied, "every request is allowed by config/rbac.yaml",
            *[f"{r['method']} {r['path']}" for r in denied[:5]])
@@ -166,6 +207,16 @@ def run(tap, h):
         tap.diag(f"round {rnd + 1}: outage {outage * 1000:.0f} ms; {detail}")
     tap.diag("failover outages (ms): " +
              ", ".join(f"{o * 1000:.0f}" for o in outages))
+
+    # Kill the leader: the survivor leads and allocates.
+    leader = next(g for g in gws if g.failover()["leader"] == 1)
+    survivor = gws[1 - gws.index(leader)]
+    leader.gw.stop(signal.SIGKILL)
+    ok = sgnet.wait_until(lambda: survivor.failover()["leader"] == 1, 10)
+    tap.ok(ok, f"the leader {leader.name} killed: {survivor.name} leads",
+           str(survivor.failover()))
+    srv.clear_requests()
+    allocated(tap, srv, "alloc2", survivor, [survivor], "after the leader's kill")
 
 
 def failover_round(tap, h, lan, srv, owner, other, rnd):
@@ -218,8 +269,9 @@ def failover_round(tap, h, lan, srv, owner, other, rnd):
         tap.ok(True, f"round {rnd + 1}: (download checked in round 1)")
     # The killed gateway comes back and takes its VIP back.
     owner.start()
+    # (The lb pool's VIPs have owners of their own: only VIP counts here.)
     ok = both_live([owner, other]) and sgnet.wait_until(
-        lambda: answering(owner) == {VIP} and answering(other) == set(), 10)
+        lambda: VIP in answering(owner) and VIP not in answering(other), 10)
     tap.ok(ok, f"round {rnd + 1}: {owner.name} restarted, rejoined and "
            "answers for its VIP again",
            str(owner.failover()), str(other.failover()))
