@@ -250,6 +250,16 @@ flow_free(struct sg_flow_table *t, uint32_t idx)
 	t->free_head = idx;
 }
 
+/* Signature of f's key in direction dir; the caller checked that the flow has it. */
+static inline uint32_t
+flow_sig(const struct sg_flow_table *t, const struct sg_flow *f, unsigned int dir)
+{
+	struct sg_flow_key k;
+
+	flow_key(f, dir, &k);
+	return flow_key_sig(t->idx.seed, &k);
+}
+
 /*
  * Remove a flow in use: both keys, then its entry. rehome as for
  * flow_index_del().
@@ -258,16 +268,12 @@ static void
 flow_remove(struct sg_flow_table *t, uint32_t idx, int rehome)
 {
 	struct sg_flow *f = &t->flows[idx];
-	struct sg_flow_key k;
 
-	flow_key(f, SG_FLOW_DIR_FWD, &k);
-	flow_index_del(&t->idx, flow_key_sig(t->idx.seed, &k), flow_ref(idx, SG_FLOW_DIR_FWD),
+	flow_index_del(&t->idx, flow_sig(t, f, SG_FLOW_DIR_FWD), flow_ref(idx, SG_FLOW_DIR_FWD),
 		       rehome);
-	if (f->flags & SG_FLOW_F_REVERSE) {
-		flow_key(f, SG_FLOW_DIR_REV, &k);
-		flow_index_del(&t->idx, flow_key_sig(t->idx.seed, &k),
+	if (f->flags & SG_FLOW_F_REVERSE)
+		flow_index_del(&t->idx, flow_sig(t, f, SG_FLOW_DIR_REV),
 			       flow_ref(idx, SG_FLOW_DIR_REV), rehome);
-	}
 	flow_free(t, idx);
 	t->count--;
 }
@@ -709,28 +715,72 @@ sg_flow_delete(struct sg_flow_table *t, struct sg_flow *f)
 	return 0;
 }
 
+/*
+ * Entries the sweep removes at once. Each expired flow costs two index
+ * buckets at random places; found one at a time they are waited for one
+ * after the other, so the sweep collects a batch, prefetches all their
+ * buckets, and only then deletes (as lookup_burst() does for lookups).
+ */
+#define SWEEP_BATCH 32
+/* Entries ahead of the scan that are prefetched. */
+#define SWEEP_AHEAD 8
+
 unsigned int
 sg_flow_sweep(struct sg_flow_table *t, uint64_t now, unsigned int budget)
 {
+	const struct flow_index *x;
 	unsigned int removed = 0;
-	uint32_t pos;
+	uint32_t pos, hw;
 
 	if (t == NULL || t->hw == 0)
 		return 0;
+	x = &t->idx;
+	hw = t->hw;
 	/* One call never visits an entry twice. */
-	budget = RTE_MIN(budget, t->hw);
+	budget = RTE_MIN(budget, hw);
 	pos = t->sweep_pos;
-	while (budget-- > 0) {
-		struct sg_flow *f;
+	while (budget > 0) {
+		uint32_t idx[SWEEP_BATCH], sig[SWEEP_BATCH][2];
+		unsigned int n = 0, i;
 
-		if (pos >= t->hw)
-			pos = 0;
-		f = &t->flows[pos];
-		if ((f->flags & F_USED) && flow_expired(t, f, now)) {
-			flow_remove(t, pos, 1);
-			removed++;
+		/* Scan: the entries are in order, so the next ones are fetched ahead. */
+		while (budget > 0 && n < SWEEP_BATCH) {
+			struct sg_flow *f;
+
+			if (pos >= hw)
+				pos = 0;
+			if (pos + SWEEP_AHEAD < hw)
+				rte_prefetch0(&t->flows[pos + SWEEP_AHEAD]);
+			f = &t->flows[pos];
+			if ((f->flags & F_USED) && flow_expired(t, f, now)) {
+				if (f->family == SG_FLOW_V6)
+					rte_prefetch0(f->addr.v6);
+				idx[n++] = pos;
+			}
+			pos++;
+			budget--;
 		}
-		pos++;
+		for (i = 0; i < n; i++) {
+			const struct sg_flow *f = &t->flows[idx[i]];
+
+			sig[i][0] = flow_sig(t, f, SG_FLOW_DIR_FWD);
+			rte_prefetch0(&x->bkt[flow_index_primary(x, sig[i][0])]);
+			if (f->flags & SG_FLOW_F_REVERSE) {
+				sig[i][1] = flow_sig(t, f, SG_FLOW_DIR_REV);
+				rte_prefetch0(&x->bkt[flow_index_primary(x, sig[i][1])]);
+			}
+		}
+		for (i = 0; i < n; i++) {
+			struct sg_flow *f = &t->flows[idx[i]];
+
+			flow_index_del(&t->idx, sig[i][0], flow_ref(idx[i], SG_FLOW_DIR_FWD), 1);
+			if (f->flags & SG_FLOW_F_REVERSE)
+				flow_index_del(&t->idx, sig[i][1],
+					       flow_ref(idx[i], SG_FLOW_DIR_REV), 1);
+			flow_free(t, idx[i]);
+		}
+		t->count -= n;
+		removed += n;
 	}
 	t->sweep_pos = pos;
 	t->stats.expired_sweep += removed;

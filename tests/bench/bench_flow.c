@@ -354,6 +354,90 @@ bench_worst(const struct bench_cfg *cfg)
 	free(fwd);
 }
 
+/*
+ * New flows at a steady state, as svcgw-bench's syn-flood sees them: a
+ * table of max_flows whose shortest timeout is 1 s (fake clock), `rate`
+ * new NAT flows a millisecond (random client tuples, looked up in bursts
+ * of 32 and missed, then inserted with a reverse key), and the worker's
+ * sweep once a millisecond with its budget. After 2 s to fill the table,
+ * reports cycles per new flow for the inserts with their lookups, and for
+ * the sweep.
+ */
+static void
+bench_churn(uint32_t max_flows, uint32_t rate, uint32_t budget)
+{
+	struct sg_flow_conf c;
+	struct sg_flow_table *t;
+	struct sg_flow_key fwd[32], rev[32];
+	const struct sg_flow_key *kp[32];
+	struct sg_flow *fl[32];
+	uint8_t dirs[32];
+	uint64_t cyc_ins = 0, cyc_sweep = 0, made = 0, refused = 0;
+	uint32_t port = 1024;
+	const uint64_t warm = 2000, run = 1000;
+	char what[64];
+
+	memset(&c, 0, sizeof(c));
+	c.name = "churn";
+	c.socket_id = (int)rte_socket_id();
+	c.max_flows = max_flows;
+	c.max_flows_v6 = 1;
+	c.hash_seed = 1;
+	for (unsigned int s = 0; s < SG_FLOW_STATE_MAX; s++)
+		c.timeout_ms[s] = 1000;
+	t = sg_flow_table_create(&c);
+	if (t == NULL) {
+		perror("sg_flow_table_create");
+		exit(1);
+	}
+	for (uint64_t now = 1; now <= warm + run; now++) {
+		uint64_t t0 = rte_rdtsc(), t1;
+
+		for (uint32_t done = 0; done < rate; done += 32) {
+			unsigned int n = RTE_MIN(32u, rate - done);
+
+			for (unsigned int i = 0; i < n; i++) {
+				uint64_t r = rng();
+				uint32_t client = (uint32_t)r, vip = rte_cpu_to_be_32(0xc000020au);
+				uint32_t pod = rte_cpu_to_be_32(0xcb007100u | (uint32_t)(r >> 32) % 1000);
+				uint32_t snat = rte_cpu_to_be_32(0xc0000201u);
+
+				sg_flow_key_init(&fwd[i], SG_FLOW_V4, IPPROTO_TCP, &client, &vip,
+						 (rte_be16_t)(r >> 48), rte_cpu_to_be_16(80));
+				sg_flow_key_init(&rev[i], SG_FLOW_V4, IPPROTO_TCP, &pod, &snat,
+						 rte_cpu_to_be_16(8080), rte_cpu_to_be_16((uint16_t)port));
+				port = port == 65535 ? 1024 : port + 1;
+				kp[i] = &fwd[i];
+			}
+			sg_flow_lookup_bulk(t, kp, n, now, fl, dirs);
+			for (unsigned int i = 0; i < n; i++) {
+				struct sg_flow *f;
+
+				if (fl[i] != NULL)
+					continue;
+				if (sg_flow_insert(t, &fwd[i], &rev[i], 1, 1, 0, now, &f) == 0)
+					made += now > warm;
+				else
+					refused += now > warm;
+			}
+		}
+		t1 = rte_rdtsc();
+		sg_flow_sweep(t, now, budget != 0 ? budget :
+			      (uint32_t)(2ull * sg_flow_count(t) / 1000 + 1));
+		if (now > warm) {
+			cyc_ins += t1 - t0;
+			cyc_sweep += rte_rdtsc() - t1;
+		}
+	}
+	snprintf(what, sizeof(what), "churn %u/ms, budget %u: insert", rate, budget);
+	report(max_flows, what, made, cyc_ins);
+	snprintf(what, sizeof(what), "churn %u/ms, budget %u: sweep", rate, budget);
+	report(max_flows, what, made, cyc_sweep);
+	if (refused != 0)
+		printf("%9" PRIu32 "  %" PRIu64 " inserts refused in churn\n", max_flows, refused);
+	sg_flow_table_free(t);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -362,6 +446,13 @@ main(int argc, char **argv)
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--quick") == 0) {
 			cfg = &quick_cfg;
+		} else if (strcmp(argv[i], "--churn") == 0 && i + 3 < argc) {
+			sg_test_eal_init(argv[0], "1024");
+			bench_churn((uint32_t)strtoul(argv[i + 1], NULL, 0),
+				    (uint32_t)strtoul(argv[i + 2], NULL, 0),
+				    (uint32_t)strtoul(argv[i + 3], NULL, 0));
+			rte_eal_cleanup();
+			return 0;
 		} else {
 			fprintf(stderr, "usage: %s [--quick]\n", argv[0]);
 			return 2;

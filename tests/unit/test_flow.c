@@ -1930,6 +1930,73 @@ test_sweep(void **state)
 	sg_flow_table_free(t);
 }
 
+/*
+ * The sweep removes expired flows in batches (their buckets prefetched
+ * together): a call that meets more expired flows than a batch holds
+ * removes exactly those it visits, and no more entries than its budget,
+ * IPv6 and flows without a reverse key included, and the index stays
+ * consistent after every call.
+ */
+static void
+test_sweep_batches(void **state)
+{
+	struct sg_flow_table *t = table("sweepb", 4096);
+	const struct sg_flow_stats *st = sg_flow_stats(t);
+	const uint32_t n = 1000;
+	unsigned int removed = 0;
+	uint32_t visited = 0;
+
+	(void)state;
+	/* Three flows in four expire (UDP, 30 s); one in four is seen later. */
+	for (uint32_t i = 0; i < n; i++) {
+		struct sg_flow *f;
+
+		if (i % 5 == 4) {
+			struct sg_flow_key kf, kr;
+			uint8_t a[16] = { 0x20, 0x01, 0x0d, 0xb8 }, b[16] = { 0x20, 0x01, 0x0d, 0xb8 };
+
+			a[15] = 1;
+			b[14] = (uint8_t)(i >> 8);
+			b[15] = (uint8_t)i;
+			sg_flow_key_init(&kf, SG_FLOW_V6, IPPROTO_UDP, b, a, be16((uint16_t)i),
+					 be16(53));
+			sg_flow_key_init(&kr, SG_FLOW_V6, IPPROTO_UDP, a, b, be16(53),
+					 be16((uint16_t)i));
+			assert_int_equal(sg_flow_insert(t, &kf, &kr, i, 1, 1, T0, &f), 0);
+		} else {
+			f = insert_i(t, i, IPPROTO_UDP, i % 3 != 0, T0);
+		}
+		if (i % 4 == 3)
+			f->last_seen = T0 + 20000;
+	}
+	check_index(t);
+	/* Budgets of 100: 75 expired a call, more than a batch. */
+	while (visited < n) {
+		unsigned int r = sg_flow_sweep(t, T0 + 30001, 100);
+
+		assert_int_equal(r, 75);
+		removed += r;
+		visited += 100;
+		assert_int_equal(sg_flow_count(t), n - removed);
+		check_index(t);
+	}
+	assert_int_equal(st->expired_sweep, 750);
+	for (uint32_t i = 0; i < n; i++) {
+		if (i % 5 == 4)
+			continue;
+		assert_int_equal(find_i(t, i, IPPROTO_UDP, FWD, T0 + 30001) != NULL, i % 4 == 3);
+		if (i % 3 != 0)
+			assert_int_equal(find_i(t, i, IPPROTO_UDP, REV, T0 + 30001) != NULL,
+					 i % 4 == 3);
+	}
+	/* One entry of budget: at most one removed a call. */
+	for (uint32_t i = 0; i < n; i++)
+		assert_true(sg_flow_sweep(t, T0 + 20000 + 30001, 1) <= 1);
+	assert_int_equal(sg_flow_count(t), 0);
+	check_index(t);
+	sg_flow_table_free(t);
+}
+
 /* --- capacity, rate ------------------------------------------------------- */
 
 static void
@@ -2240,6 +2307,7 @@ main(int argc, char **argv)
 		cmocka_unit_test(test_expiry_lazy_by_state),
 		cmocka_unit_test(test_expiry_follows_state),
 		cmocka_unit_test(test_sweep),
+		cmocka_unit_test(test_sweep_batches),
 		cmocka_unit_test(test_full_table),
 		cmocka_unit_test(test_full_at_worst_load),
 		cmocka_unit_test(test_rate_limit),
