@@ -160,6 +160,13 @@ uint32_t dp_flow_hash(const struct sg_flow_key *k);
 
 /* dp_modes.c: per-worker state of the modes (the SNAT port cursor). */
 void dp_modes_init(struct sg_dp_worker *w);
+/*
+ * dp_modes.c: prefetch for a new flow of service e what its insert will
+ * read; port is the burst's SNAT port cursor, from w->snat_next.
+ */
+void dp_flow_new_prefetch(struct sg_dp_worker *w, struct rte_mbuf *m,
+			  const struct sg_pkt_info *pi, const struct sg_flow_key *key,
+			  const struct sg_svc_entry *e, uint32_t *port);
 /* dp_modes.c: a new flow of service e for the packet (misses only), or stateless. */
 void dp_flow_new(struct sg_dp_worker *w, struct rte_mbuf *m, const struct sg_pkt_info *pi,
 		 const struct sg_flow_key *key, const struct sg_svc_entry *e, bool via_any,

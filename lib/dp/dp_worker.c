@@ -400,6 +400,13 @@ sg_dp_worker_process(struct sg_dp_worker *w, struct rte_mbuf **pkts, unsigned in
 			}
 		}
 		sg_svc_lookup_bulk(w->ctx->svc, skeys, nmiss, entries, &any_mask);
+		for (unsigned int j = 0, k = 0, port = w->snat_next; j < nf; j++) {
+			if (flows[j] != NULL)
+				continue;
+			if (entries[k] != NULL && !(pi[j].flags & SG_PKT_F_ICMP_ERROR))
+				dp_flow_new_prefetch(w, fm[j], &pi[j], &keys[j], entries[k], &port);
+			k++;
+		}
 	}
 
 	/* Misses found their services in order: k walks entries[]. */

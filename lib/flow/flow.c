@@ -207,15 +207,24 @@ addr6_available(const struct sg_flow_table *t)
 	return t->free6_head != NO_ENTRY || t->hw6 < t->max_flows6;
 }
 
-/* The caller checked flow_available(). */
+/*
+ * The caller checked flow_available(). The entry the next insert will
+ * write is fetched now: the free list names it only once this one is
+ * taken, and a new flow would otherwise wait for it.
+ */
 static inline uint32_t
 flow_alloc(struct sg_flow_table *t)
 {
 	uint32_t idx = t->free_head;
 
-	if (idx == NO_ENTRY)
+	if (idx == NO_ENTRY) {
+		if (t->hw + 1 < t->max_flows)
+			rte_prefetch0(&t->flows[t->hw + 1]);
 		return t->hw++;
+	}
 	t->free_head = t->flows[idx].next_free;
+	if (t->free_head != NO_ENTRY)
+		rte_prefetch0(&t->flows[t->free_head]);
 	return idx;
 }
 
@@ -573,6 +582,14 @@ sg_flow_lookup(struct sg_flow_table *t, const struct sg_flow_key *key, uint64_t 
 	if (dir != NULL)
 		*dir = flow_ref_dir(r);
 	return f;
+}
+
+void
+sg_flow_prefetch(const struct sg_flow_table *t, const struct sg_flow_key *key)
+{
+	const struct flow_index *x = &t->idx;
+
+	rte_prefetch0(&x->bkt[flow_index_primary(x, flow_key_sig(x->seed, key))]);
 }
 
 /* Whether key belongs to a live flow; an expired one is removed on the way. */

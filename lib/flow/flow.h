@@ -237,6 +237,14 @@ struct sg_flow *sg_flow_lookup(struct sg_flow_table *t, const struct sg_flow_key
 			       uint64_t now, uint8_t *dir);
 
 /*
+ * Start fetching the index bucket key would be looked up or inserted in,
+ * so that a later sg_flow_insert() or sg_flow_lookup() of it does not wait
+ * for memory: a caller about to create several flows prefetches all their
+ * keys first. Only a hint; key need not be valid. Fast path.
+ */
+void sg_flow_prefetch(const struct sg_flow_table *t, const struct sg_flow_key *key);
+
+/*
  * Create a flow under fwd and, unless rev is NULL (DSR), under rev, bound to
  * service_id and backend, in the initial state of its protocol (TCP_NEW,
  * UDP, ICMP or OTHER), last seen now. An existing flow found expired under

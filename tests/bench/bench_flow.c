@@ -358,10 +358,11 @@ bench_worst(const struct bench_cfg *cfg)
  * New flows at a steady state, as svcgw-bench's syn-flood sees them: a
  * table of max_flows whose shortest timeout is 1 s (fake clock), `rate`
  * new NAT flows a millisecond (random client tuples, looked up in bursts
- * of 32 and missed, then inserted with a reverse key), and the worker's
- * sweep once a millisecond with its budget. After 2 s to fill the table,
- * reports cycles per new flow for the inserts with their lookups, and for
- * the sweep.
+ * of 32 and missed, their reverse keys prefetched, then inserted), and
+ * the worker's sweep once a millisecond with `budget` (0: the worker's,
+ * from the flows in the table). After 2 s to fill the table, reports
+ * cycles per new flow for the inserts with their lookups, and for the
+ * sweep.
  */
 static void
 bench_churn(uint32_t max_flows, uint32_t rate, uint32_t budget)
@@ -410,6 +411,10 @@ bench_churn(uint32_t max_flows, uint32_t rate, uint32_t budget)
 				kp[i] = &fwd[i];
 			}
 			sg_flow_lookup_bulk(t, kp, n, now, fl, dirs);
+			/* As the worker does before creating a burst's flows. */
+			for (unsigned int i = 0; i < n; i++)
+				if (fl[i] == NULL)
+					sg_flow_prefetch(t, &rev[i]);
 			for (unsigned int i = 0; i < n; i++) {
 				struct sg_flow *f;
 

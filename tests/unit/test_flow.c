@@ -1930,6 +1930,30 @@ test_sweep(void **state)
 	sg_flow_table_free(t);
 }
 
+/* A prefetch is only a hint: any key, in the table or not, changes nothing. */
+static void
+test_prefetch(void **state)
+{
+	struct sg_flow_table *t = table("prefetch", 64);
+	struct sg_flow_key kf, kr, junk;
+	struct sg_flow *f;
+
+	(void)state;
+	flow_keys(1, IPPROTO_TCP, &kf, &kr);
+	memset(&junk, 0xff, sizeof(junk));
+	sg_flow_prefetch(t, &kf);
+	sg_flow_prefetch(t, &kr);
+	sg_flow_prefetch(t, &junk);
+	assert_int_equal(sg_flow_count(t), 0);
+	assert_int_equal(sg_flow_stats(t)->lookups, 0);
+	assert_int_equal(sg_flow_insert(t, &kf, &kr, 1, 1, 1, T0, &f), 0);
+	sg_flow_prefetch(t, &kf);
+	assert_ptr_equal(find_i(t, 1, IPPROTO_TCP, REV, T0), f);
+	assert_int_equal(sg_flow_count(t), 1);
+	check_index(t);
+	sg_flow_table_free(t);
+}
+
 /*
  * The sweep removes expired flows in batches (their buckets prefetched
  * together): a call that meets more expired flows than a batch holds
@@ -2308,6 +2332,7 @@ main(int argc, char **argv)
 		cmocka_unit_test(test_expiry_follows_state),
 		cmocka_unit_test(test_sweep),
 		cmocka_unit_test(test_sweep_batches),
+		cmocka_unit_test(test_prefetch),
 		cmocka_unit_test(test_full_table),
 		cmocka_unit_test(test_full_at_worst_load),
 		cmocka_unit_test(test_rate_limit),
