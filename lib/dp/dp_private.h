@@ -32,8 +32,8 @@
 /*
  * The sweep for expired flows runs once per millisecond, not per poll turn:
  * at millions of packets a second a per-turn sweep costs more than the
- * flows it finds. Its budget covers the whole table twice within the
- * shortest timeout, and never less than DP_SWEEP_MIN entries.
+ * flows it finds. Its budget covers the flows in the table twice within
+ * the shortest timeout, and never less than DP_SWEEP_MIN entries.
  */
 #define DP_SWEEP_MIN 64
 /* SNAT ports tried for one new flow before giving up. */
@@ -84,7 +84,7 @@ struct sg_dp_worker {
 	uint16_t n_workers;
 	unsigned int qsbr_id;
 	uint32_t snat_next;	/* next SNAT port to try; ≡ index mod n_workers */
-	uint32_t sweep_budget;	/* flows visited per sweep */
+	uint32_t sweep_shortest_ms; /* the table's shortest timeout, which paces the sweep */
 	uint64_t sweep_last_ms;
 	const struct sg_dp_snat *snat; /* this burst's SNAT addresses */
 	uint64_t nh_gen;	/* lib/neigh's generation at the start of this burst */

@@ -471,6 +471,36 @@ sample_fill(struct sg_dp_worker *w, uint64_t now)
 	atomic_store_explicit(&s->state, 2, memory_order_release);
 }
 
+/* The shortest idle timeout of the table's states, in ms. */
+static uint32_t
+shortest_timeout(const struct sg_flow_table *t)
+{
+	uint32_t shortest = UINT32_MAX;
+
+	for (unsigned int s = 0; s < SG_FLOW_STATE_MAX; s++) {
+		uint32_t ms = sg_flow_timeout(t, s);
+
+		if (ms > 0 && ms < shortest)
+			shortest = ms;
+	}
+	return RTE_MAX(shortest, 1u);
+}
+
+/*
+ * Entries to visit this millisecond: the flows the table holds (expired
+ * ones not yet removed included), twice within the shortest timeout.
+ * Sized by what the table holds rather than by its capacity, a table far
+ * from full is not scanned over and over for nothing; a full one is
+ * scanned as fast as before, so expired flows still free room in time
+ * (entries that are not counted are free).
+ */
+static inline uint32_t
+sweep_budget(const struct sg_dp_worker *w)
+{
+	return RTE_MAX((uint32_t)(2ull * sg_flow_count(w->flows) / w->sweep_shortest_ms + 1),
+		       DP_SWEEP_MIN);
+}
+
 unsigned int
 sg_dp_worker_poll(struct sg_dp_worker *w, uint64_t now)
 {
@@ -509,7 +539,7 @@ sg_dp_worker_poll(struct sg_dp_worker *w, uint64_t now)
 
 	sg_dp_worker_flush(w);
 	if (now != w->sweep_last_ms) {
-		sg_flow_sweep(w->flows, now, w->sweep_budget);
+		sg_flow_sweep(w->flows, now, sweep_budget(w));
 		dp_frag_expire(w);
 		w->sweep_last_ms = now;
 	}
@@ -567,21 +597,6 @@ sg_dp_worker_flows(const struct sg_dp_worker *w)
 	return w->flows;
 }
 
-/* Entries to visit per millisecond: the table, twice within the shortest timeout. */
-static uint32_t
-sweep_budget(const struct sg_flow_table *t, uint32_t max_flows)
-{
-	uint32_t shortest = UINT32_MAX;
-
-	for (unsigned int s = 0; s < SG_FLOW_STATE_MAX; s++) {
-		uint32_t ms = sg_flow_timeout(t, s);
-
-		if (ms > 0 && ms < shortest)
-			shortest = ms;
-	}
-	return RTE_MAX((uint32_t)((2ull * max_flows) / RTE_MAX(shortest, 1u) + 1), DP_SWEEP_MIN);
-}
-
 struct sg_dp_worker *
 sg_dp_worker_create(const struct sg_dp_ctx *ctx, const struct sg_dp_worker_conf *conf)
 {
@@ -620,7 +635,7 @@ sg_dp_worker_create(const struct sg_dp_ctx *ctx, const struct sg_dp_worker_conf 
 		errno = ENOMEM;
 		return NULL;
 	}
-	w->sweep_budget = sweep_budget(w->flows, conf->flows.max_flows);
+	w->sweep_shortest_ms = shortest_timeout(w->flows);
 	return w;
 }
 
