@@ -465,55 +465,66 @@ source_allowed(const struct sg_svc_entry *e, const struct sg_flow_key *key)
 }
 
 /*
- * Before the new flows of a burst are created one by one, start fetching
- * the index bucket of each one's reverse key: the insert checks that key
- * and places it, and one flow after another would wait for those lines in
- * turn. The key is what dp_flow_new() will most likely build: Maglev's
- * backend (services with session affinity are left out), and for NAT the
- * SNAT port the flow gets if each new flow before it in the burst takes
- * one, as they do unless ports are taken; *port carries that guess from
- * one call to the next, starting at w->snat_next. A wrong guess costs one
- * useless prefetch.
+ * Start fetching the index bucket of a new flow's reverse key, a few new
+ * flows ahead of creating it: the insert checks that key and places it,
+ * and one flow after another would wait for those lines in turn. The key
+ * is what dp_flow_new() will most likely build: Maglev's backend
+ * (services with session affinity are left out), and for NAT the SNAT
+ * port the flow gets if each of the `ahead` NAT flows to be created
+ * before it takes one port from the cursor, as they do unless a port is
+ * taken; so the guess is made only a few flows ahead, where a taken port
+ * has seldom moved the cursor. dnat and DSR keys are exact. A wrong guess
+ * costs one useless prefetch. Returns whether the flow will take a SNAT
+ * port, for the `ahead` of the next ones.
  */
-void
+bool
 dp_flow_new_prefetch(struct sg_dp_worker *w, struct rte_mbuf *m, const struct sg_pkt_info *pi,
-		     const struct sg_flow_key *key, const struct sg_svc_entry *e, uint32_t *port)
+		     const struct sg_flow_key *key, const struct sg_svc_entry *e,
+		     unsigned int ahead)
 {
+	const struct sg_dp_snat *sn = w->snat;
+	unsigned int n = key->family == 4 ? sn->n4 : sn->n6;
 	const struct sg_svc_backend *be;
 	struct sg_flow_key rev;
+	bool nat = false;
 	uint32_t hash;
 	uint16_t b;
 
-	if (e->flags & SG_SVC_F_AFFINITY)
-		return;
-	hash = dp_flow_hash(key);
-	b = sg_svc_backend_for_hash(e, hash);
-	if (b == 0)
-		return;
-	be = &e->backends[b];
 	if (e->mode == SG_SVC_MODE_NAT) {
-		const struct sg_dp_snat *sn = w->snat;
-		unsigned int n = key->family == 4 ? sn->n4 : sn->n6;
-		const void *snat;
-
 		/* As dp_flow_new(): no NAT flow but from a SYN. */
 		if (n == 0 || (pi->l4_proto == IPPROTO_TCP &&
 			       (dp_frame(m)[pi->l4_off + 13] & (RTE_TCP_SYN_FLAG | RTE_TCP_ACK_FLAG)) !=
 				       RTE_TCP_SYN_FLAG))
-			return;
+			return false;
+		nat = true;
+	}
+	if (e->flags & SG_SVC_F_AFFINITY)
+		return nat;
+	hash = dp_flow_hash(key);
+	b = sg_svc_backend_for_hash(e, hash);
+	if (b == 0)
+		return false;	/* refused: no port taken */
+	be = &e->backends[b];
+	if (nat) {
+		uint32_t port = w->snat_next;
+		const void *snat;
+
+		for (unsigned int i = 0; i < ahead; i++) {
+			port += w->n_workers;
+			if (port > w->ctx->snat_port_max)
+				port = snat_first_port(w);
+		}
 		snat = key->family == 4 ? (const void *)&sn->addr4[hash % n] : sn->addr6[hash % n];
 		sg_flow_key_init(&rev, key->family, key->proto, be->addr, snat, be->port,
-				 rte_cpu_to_be_16((uint16_t)*port));
-		*port += w->n_workers;
-		if (*port > w->ctx->snat_port_max)
-			*port = snat_first_port(w);
+				 rte_cpu_to_be_16((uint16_t)port));
 	} else {
 		if (be->family != key->family)
-			return;
+			return false;
 		sg_flow_key_init(&rev, key->family, key->proto, be->addr, key->src, be->port,
 				 key->sport);
 	}
 	sg_flow_prefetch(w->flows, &rev);
+	return nat;
 }
 
 /*

@@ -36,6 +36,12 @@
  * the shortest timeout, and never less than DP_SWEEP_MIN entries.
  */
 #define DP_SWEEP_MIN 64
+/*
+ * New flows of a burst whose reverse key is prefetched ahead of the one
+ * being created: enough to cover a DRAM access, few enough that a taken
+ * SNAT port seldom moves the ports guessed for them.
+ */
+#define DP_NEW_AHEAD 2
 /* SNAT ports tried for one new flow before giving up. */
 #define DP_SNAT_TRIES 16
 /*
@@ -162,11 +168,11 @@ uint32_t dp_flow_hash(const struct sg_flow_key *k);
 void dp_modes_init(struct sg_dp_worker *w);
 /*
  * dp_modes.c: prefetch for a new flow of service e what its insert will
- * read; port is the burst's SNAT port cursor, from w->snat_next.
+ * read, `ahead` SNAT ports after the cursor; returns whether it takes one.
  */
-void dp_flow_new_prefetch(struct sg_dp_worker *w, struct rte_mbuf *m,
+bool dp_flow_new_prefetch(struct sg_dp_worker *w, struct rte_mbuf *m,
 			  const struct sg_pkt_info *pi, const struct sg_flow_key *key,
-			  const struct sg_svc_entry *e, uint32_t *port);
+			  const struct sg_svc_entry *e, unsigned int ahead);
 /* dp_modes.c: a new flow of service e for the packet (misses only), or stateless. */
 void dp_flow_new(struct sg_dp_worker *w, struct rte_mbuf *m, const struct sg_pkt_info *pi,
 		 const struct sg_flow_key *key, const struct sg_svc_entry *e, bool via_any,
