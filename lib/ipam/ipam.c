@@ -427,14 +427,10 @@ take(struct sg_ipam *m, struct holding *h, const struct sg_conf_addr *a, int p)
 	return 0;
 }
 
-/* Drop h's address of slot s. */
+/* Take h off u's users; u goes when nobody is left. */
 static void
-drop(struct sg_ipam *m, struct holding *h, unsigned int s)
+unuse(struct sg_ipam *m, struct holding *h, struct use *u)
 {
-	struct use *u = h->uses[s];
-
-	if (u == NULL)
-		return;
 	for (uint32_t i = 0; i < u->n_users; i++)
 		if (u->users[i] == h) {
 			u->users[i] = u->users[--u->n_users];
@@ -445,10 +441,21 @@ drop(struct sg_ipam *m, struct holding *h, unsigned int s)
 		free(u->users);
 		free(u);
 	}
+	m->releases++;
+}
+
+/* Drop h's address of slot s. */
+static void
+drop(struct sg_ipam *m, struct holding *h, unsigned int s)
+{
+	struct use *u = h->uses[s];
+
+	if (u == NULL)
+		return;
+	unuse(m, h, u);
 	h->uses[s] = NULL;
 	h->pool[s] = -1;
 	h->n--;
-	m->releases++;
 }
 
 static void
@@ -711,6 +718,8 @@ sg_ipam_assign(struct sg_ipam *m, const struct sg_ipam_req *req, struct sg_ipam_
 	       char *why, size_t whylen)
 {
 	bool fresh[2] = { false, false };
+	struct use *aside[2] = { NULL, NULL };
+	int aside_pool[2] = { -1, -1 };
 	uint8_t fams, missing = 0;
 	struct holding *h;
 	int rc = 0, err, p;
@@ -774,17 +783,26 @@ sg_ipam_assign(struct sg_ipam *m, const struct sg_ipam_req *req, struct sg_ipam_
 			goto out;
 		}
 	}
-	/* What it holds and may keep stays; the rest goes. */
+	/*
+	 * What it holds and may keep stays; the rest goes, but only once the
+	 * request is met: until then it is set aside (h stays among its
+	 * users, so nobody else takes it), and a failure puts it back.
+	 */
 	for (unsigned int s = 0; s < 2; s++) {
 		char w2[160];
 
 		if (h->uses[s] == NULL)
 			continue;
 		if (!(fams & fam_bit(h->uses[s]->addr.family)) ||
-		    !valid_for(m, h, req, &h->uses[s]->addr, &p, &err, w2, sizeof(w2)))
-			drop(m, h, s);
-		else
+		    !valid_for(m, h, req, &h->uses[s]->addr, &p, &err, w2, sizeof(w2))) {
+			aside[s] = h->uses[s];
+			aside_pool[s] = h->pool[s];
+			h->uses[s] = NULL;
+			h->pool[s] = -1;
+			h->n--;
+		} else {
 			h->pool[s] = p;
+		}
 	}
 	for (unsigned int s = 0; s < 2; s++) {
 		uint8_t family = s == 0 ? SG_CONF_V4 : SG_CONF_V6;
@@ -818,14 +836,24 @@ sg_ipam_assign(struct sg_ipam *m, const struct sg_ipam_req *req, struct sg_ipam_
 		rc = -ENOSPC;
 		goto rollback;
 	}
+	/* Met: what was set aside goes for good. */
+	for (unsigned int s = 0; s < 2; s++)
+		if (aside[s] != NULL)
+			unuse(m, h, aside[s]);
 	goto out;
 rollback:
 	/* All or nothing for this call: what it took goes back, what was held stays. */
-	for (unsigned int s = 0; s < 2; s++)
+	for (unsigned int s = 0; s < 2; s++) {
 		if (fresh[s]) {
 			drop(m, h, s);
 			m->releases--;	/* never given out: nothing for others to retry */
 		}
+		if (aside[s] != NULL) {
+			h->uses[s] = aside[s];
+			h->pool[s] = aside_pool[s];
+			h->n++;
+		}
+	}
 out:
 	fill_out(m, h, out);
 	if (h->n == 0)

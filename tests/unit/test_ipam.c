@@ -375,6 +375,36 @@ test_requests(void **state)
 	/* The request goes away: the service keeps what it has. */
 	r = req("a/x");
 	assert_string_equal(assign_ok(m, &r), "192.0.2.9");
+	/*
+	 * A new request that cannot be met (the address is another's): the
+	 * service keeps what it held, though that is not what it asks for now,
+	 * and nothing was given back for others to retry on.
+	 */
+	r = req("a/z");
+	r.want[0] = ip("192.0.2.5");
+	r.n_want = 1;
+	assert_string_equal(assign_ok(m, &r), "192.0.2.5");
+	{
+		uint64_t releases = sg_ipam_releases(m);
+		struct sg_ipam_alloc a;
+
+		r = req("a/x");
+		r.want[0] = ip("192.0.2.5");
+		r.n_want = 1;
+		assert_int_equal(sg_ipam_assign(m, &r, &a, why, sizeof(why)), -EADDRINUSE);
+		assert_string_equal(why, "192.0.2.5 is already used by a/z");
+		assert_int_equal(a.n, 1);
+		assert_string_equal(str(&a.addrs[0]), "192.0.2.9");
+		assert_string_equal(sg_ipam_holder(m, &a.addrs[0]), "a/x");
+		assert_int_equal(sg_ipam_get(m, "a/x", &a), 0);
+		assert_string_equal(str(&a.addrs[0]), "192.0.2.9");
+		assert_int_equal(sg_ipam_releases(m), releases);
+	}
+	/* Once it can be met, the old address goes. */
+	sg_ipam_release(m, "a/z");
+	assert_string_equal(assign_ok(m, &r), "192.0.2.5");
+	assert_null(sg_ipam_holder(m, &(struct sg_conf_addr){ .family = SG_CONF_V4,
+							       .addr = { 192, 0, 2, 9 } }));
 	sg_ipam_free(m);
 }
 
