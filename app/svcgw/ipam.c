@@ -22,7 +22,8 @@
  * Writes: one request in flight per Service, on lib/k8s's writer thread;
  * the control thread never waits. A status patch is a merge patch with the
  * resourceVersion last seen: 409 re-reads the Service (GET) and writes
- * again; no answer, 429 and 5xx are retried after a backoff (0.5 s doubling
+ * again, if the GET still shows the same object (uid) and it is still
+ * ours; no answer, 429 and 5xx are retried after a backoff (0.5 s doubling
  * to 30 s); other errors are logged and wait for the next change. The pool
  * goes in the annotation svcgw.io/ip-allocated-from-pool, in the same
  * patch: a status write may change metadata for Services (unlike custom
@@ -477,25 +478,117 @@ find_tag(void *val, void *arg)
 	return 0;
 }
 
-/*
- * A Service that left us (deleted, or no longer a LoadBalancer: lib/k8s
- * cannot tell which) as the GET found it: its status is ours to clear only
- * if it is not a LoadBalancer (a class is only allowed on those, so it
- * cannot be another provider's) and still has an address.
- */
-static bool
-may_clear(const char *body)
+/* What a GET found of a Service, for deciding whether to write on it. */
+struct seen {
+	char uid[NAME_SIZE];
+	bool lb;			/* of type LoadBalancer */
+	bool ours;
+	int n_ingress;
+};
+
+static void
+read_seen(const struct app_ipam *m, const char *body, struct seen *v)
 {
 	cJSON *o = body != NULL ? cJSON_Parse(body) : NULL;
-	const cJSON *type = cJSON_GetObjectItemCaseSensitive(
-		cJSON_GetObjectItemCaseSensitive(o, "spec"), "type");
+	const cJSON *meta = cJSON_GetObjectItemCaseSensitive(o, "metadata");
+	const cJSON *spec = cJSON_GetObjectItemCaseSensitive(o, "spec");
+	const cJSON *uid = cJSON_GetObjectItemCaseSensitive(meta, "uid");
+	const cJSON *type = cJSON_GetObjectItemCaseSensitive(spec, "type");
+	const cJSON *cls = cJSON_GetObjectItemCaseSensitive(spec, "loadBalancerClass");
 	const cJSON *ing = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(
 		cJSON_GetObjectItemCaseSensitive(o, "status"), "loadBalancer"), "ingress");
-	bool ok = cJSON_IsString(type) && strcmp(type->valuestring, "LoadBalancer") != 0 &&
-		  cJSON_GetArraySize(ing) > 0;
 
+	memset(v, 0, sizeof(*v));
+	snprintf(v->uid, sizeof(v->uid), "%s", cJSON_IsString(uid) ? uid->valuestring : "");
+	v->lb = cJSON_IsString(type) && strcmp(type->valuestring, "LoadBalancer") == 0;
+	if (!v->lb)
+		v->ours = false;
+	else if (cJSON_IsString(cls))
+		v->ours = strcmp(cls->valuestring, CLASS) == 0;
+	else
+		v->ours = cls == NULL || cJSON_IsNull(cls) ? m->default_class : false;
+	v->n_ingress = cJSON_GetArraySize(ing);
 	cJSON_Delete(o);
-	return ok;
+}
+
+/*
+ * Forget a record: what it holds goes back to lib/ipam (whatever path led
+ * here: a record freed with its addresses would hold them until a restart,
+ * since nothing names the key again) and the tables stop serving it.
+ */
+static void
+forget(struct sg_app *a, struct app_ipam *m, struct rec *r)
+{
+	char key[SG_K8S_KEY_SIZE];
+	bool held = r->held.n > 0;
+
+	snprintf(key, sizeof(key), "%s", r->key);
+	sg_ipam_release(m->ipam, key);
+	app_map_dels(&m->recs, key);
+	rec_free(r);
+	if (held)
+		app_services_k8s_refresh(a, key);
+}
+
+/* r left us (as app_ipam_observe() learns it from the watch): the address goes back. */
+static void
+leave(struct app_ipam *m, struct rec *r)
+{
+	char held[120];
+
+	if (r->held.n > 0) {
+		held_str(&r->held, held, sizeof(held));
+		SG_LOG(ipam, INFO, "service %s: %s released", r->key, held);
+	}
+	sg_ipam_release(m->ipam, r->key);
+	memset(&r->held, 0, sizeof(r->held));
+	r->ours = false;
+	r->gone = true;
+	r->checked = false;
+}
+
+/*
+ * The answer to a re-read. Only the object we decided on is written: a
+ * Service deleted and created again under the same name (another uid) may
+ * be another provider's, and one that is no longer ours is only ever
+ * cleared, never given addresses. The watch may not have said so yet.
+ * A status of a Service that left us (deleted, or no longer a
+ * LoadBalancer: lib/k8s cannot tell which) is ours to clear only if it is
+ * not a LoadBalancer now (a class is only allowed on those, so it cannot
+ * be another provider's) and still has an address.
+ */
+static void
+reread(struct sg_app *a, struct app_ipam *m, struct rec *r, struct sg_k8s_response *resp)
+{
+	struct seen v;
+
+	if (resp->status != 200) {
+		/* Deleted (404), or refused for good: nothing to write on. */
+		forget(a, m, r);
+		return;
+	}
+	read_seen(m, resp->body, &v);
+	if (strcmp(v.uid, r->uid) != 0) {
+		SG_LOG(ipam, INFO, "service %s: replaced by another object (uid %s, was %s); "
+		       "not written", r->key, v.uid, r->uid);
+		forget(a, m, r);
+		return;
+	}
+	if (!r->gone && !v.ours) {
+		bool held = r->held.n > 0;
+
+		leave(m, r);
+		if (held)
+			app_services_k8s_refresh(a, r->key);
+	}
+	if (r->gone && (v.lb || v.n_ingress == 0)) {
+		forget(a, m, r);
+		return;
+	}
+	/* The newer version is the one to write on. */
+	take_rv(r, resp->body);
+	r->checked = r->gone;
+	r->dirty = true;
 }
 
 static void
@@ -529,15 +622,7 @@ answered(struct sg_app *a, struct app_ipam *m, struct sg_k8s_response *resp, uin
 		return;
 	}
 	if (job == JOB_GET) {
-		if (resp->status == 200 && (!r->gone || may_clear(resp->body))) {
-			/* The newer version is the one to write on. */
-			take_rv(r, resp->body);
-			r->checked = r->gone;
-			r->dirty = true;
-		} else if (r->gone) {
-			app_map_dels(&m->recs, r->key);
-			rec_free(r);
-		}
+		reread(a, m, r, resp);
 		return;
 	}
 	r->backoff_ms = 0;
@@ -548,40 +633,35 @@ answered(struct sg_app *a, struct app_ipam *m, struct sg_k8s_response *resp, uin
 		return;
 	}
 	if (resp->status == 404) {
-		r->gone = true;
-		r->dirty = false;
-	} else if (resp->status != 200) {
+		/* Deleted: what it held goes back now, not when the watch says so. */
+		forget(a, m, r);
+		return;
+	}
+	if (resp->status != 200) {
 		SG_LOG(ipam, ERR, "service %s: status patch refused: %ld %s", r->key,
 		       resp->status, status_message(resp->body, msg, sizeof(msg)));
 		r->dirty = false;
 		return;
-	} else {
-		take_rv(r, resp->body);
+	}
+	take_rv(r, resp->body);
+	r->dirty = false;
+	if (!r->gone) {
 		/* What the cluster says now (the watch will say it too). */
-		if (!r->gone) {
-			r->n_status = r->held.n;
-			memcpy(r->status, r->held.addrs, sizeof(r->status));
-			from_of(&r->held, r->from, sizeof(r->from));
-		}
-		r->dirty = false;
-		if (!r->gone && r->held.n > 0) {
+		r->n_status = r->held.n;
+		memcpy(r->status, r->held.addrs, sizeof(r->status));
+		from_of(&r->held, r->from, sizeof(r->from));
+		if (r->held.n > 0) {
 			held_str(&r->held, held, sizeof(held));
 			snprintf(msg, sizeof(msg), "%s from pool %s", held, r->from);
 			post_event(m, r, "Normal", "IPAllocated", msg);
 		}
+		return;
 	}
-	if (r->gone) {
-		if (resp->status == 200) {
-			held_str(&(struct sg_ipam_alloc){ .addrs = { r->status[0], r->status[1] },
-							  .n = r->n_status }, held, sizeof(held));
-			snprintf(msg, sizeof(msg), "%s released: no longer a LoadBalancer of "
-				 CLASS, held);
-			post_event(m, r, "Normal", "IPReleased", msg);
-		}
-		app_map_dels(&m->recs, r->key);
-		rec_free(r);
-	}
-	(void)a;
+	held_str(&(struct sg_ipam_alloc){ .addrs = { r->status[0], r->status[1] },
+					  .n = r->n_status }, held, sizeof(held));
+	snprintf(msg, sizeof(msg), "%s released: no longer a LoadBalancer of " CLASS, held);
+	post_event(m, r, "Normal", "IPReleased", msg);
+	forget(a, m, r);
 }
 
 /* ---- API -------------------------------------------------------------------------------- */
@@ -652,7 +732,6 @@ app_ipam_observe(struct sg_app *a, const char *key, const struct sg_k8s_service 
 {
 	struct app_ipam *m = a->ipam;
 	struct rec *r;
-	char held[120];
 
 	if (m == NULL)
 		return;
@@ -661,15 +740,7 @@ app_ipam_observe(struct sg_app *a, const char *key, const struct sg_k8s_service 
 		if (r == NULL)
 			return;
 		/* Deleted, or not a LoadBalancer any more: the address goes back. */
-		if (r->held.n > 0) {
-			held_str(&r->held, held, sizeof(held));
-			SG_LOG(ipam, INFO, "service %s: %s released", key, held);
-		}
-		sg_ipam_release(m->ipam, key);
-		memset(&r->held, 0, sizeof(r->held));
-		r->ours = false;
-		r->gone = true;
-		r->checked = false;
+		leave(m, r);
 		/*
 		 * Deleted, or turned ClusterIP: lib/k8s says the same for both.
 		 * The status goes if the Service still exists (a GET tells).
