@@ -94,6 +94,9 @@ struct rec {
 	bool failed;			/* could not be assigned: retried on releases */
 	bool dirty;			/* status differs from held: write */
 	uint8_t inflight;		/* enum job */
+	bool sent_clear;		/* the patch in flight clears the status */
+	struct sg_conf_addr sent[2];	/* what the patch in flight writes, if not a clear */
+	uint32_t n_sent;
 	uint64_t tag;
 	uint64_t retry_ms;
 	uint32_t backoff_ms;
@@ -382,7 +385,14 @@ patch_status(struct app_ipam *m, struct rec *r)
 		cJSON_AddStringToObject(meta, "resourceVersion", r->rv);
 	anns = cJSON_AddObjectToObject(meta, "annotations");
 	lb = cJSON_AddObjectToObject(cJSON_AddObjectToObject(o, "status"), "loadBalancer");
-	if (r->gone || r->held.n == 0) {
+	/*
+	 * Remembered for the answer: the Service may leave us while a patch
+	 * that writes addresses is in flight, and then its 200 is no release.
+	 */
+	r->sent_clear = r->gone || r->held.n == 0;
+	r->n_sent = r->sent_clear ? 0 : r->held.n;
+	memcpy(r->sent, r->held.addrs, sizeof(r->sent));
+	if (r->sent_clear) {
 		cJSON_AddNullToObject(anns, ANN_FROM);
 		cJSON_AddNullToObject(lb, "ingress");
 	} else {
@@ -644,6 +654,17 @@ answered(struct sg_app *a, struct app_ipam *m, struct sg_k8s_response *resp, uin
 		return;
 	}
 	take_rv(r, resp->body);
+	if (r->gone && !r->sent_clear) {
+		/*
+		 * Addresses written after the Service left us: they are on it
+		 * now, and only a clearing patch (after a GET) takes them off.
+		 */
+		r->n_status = r->n_sent;
+		memcpy(r->status, r->sent, sizeof(r->status));
+		r->checked = false;
+		r->dirty = true;
+		return;
+	}
 	r->dirty = false;
 	if (!r->gone) {
 		/* What the cluster says now (the watch will say it too). */

@@ -84,7 +84,7 @@ def wait_ips(srv, name, want, timeout=10, namespace="default"):
 
 def main():
     sgnet.require_root()
-    tap = sgnet.Tap(31)
+    tap = sgnet.Tap(32)
     h = sgnet.Harness("lballoc")
     try:
         run(tap, h)
@@ -266,6 +266,23 @@ def run(tap, h):
     srv.delay_events(0)
     time.sleep(0.5)
     gone("swap")
+
+    # Turned ClusterIP while the patch writing its address is in flight:
+    # the address that patch wrote is cleared afterwards.
+    srv.stall(2, n=1, where="body", match={"verb": "patch", "name": "moving"})
+    srv.create(svc("moving", annotations={"svcgw.io/address-pool": "main"}))
+    srv.wait_requests(1, 10, verb="patch", name="moving")
+    time.sleep(0.3)
+    srv.patch("services", "moving", {"spec": {"type": "ClusterIP",
+                                              "loadBalancerClass": None}},
+              namespace="default")
+    got = sgnet.wait_until(lambda: events(srv, "moving", "IPReleased"), 10)
+    tap.ok(got and ips(srv, "moving") == [] and
+           ingress(srv, "moving")[1] is None,
+           "turned ClusterIP under the patch that wrote its address: the "
+           "status is cleared afterwards, an IPReleased Event",
+           repr(ingress(srv, "moving")))
+    gone("moving")
 
     # A status patch answered 404 (deleted before the watch says so): the
     # address goes back at once, not at the next restart.
