@@ -23,8 +23,9 @@
  * the control thread never waits. A status patch is a merge patch with the
  * resourceVersion last seen: 409 re-reads the Service (GET) and writes
  * again, if the GET still shows the same object (uid) and it is still
- * ours; no answer, 429 and 5xx are retried after a backoff (0.5 s doubling
- * to 30 s); other errors are logged and wait for the next change. The pool
+ * ours; 409, no answer, 401, 403, 429 and 5xx are retried after a backoff
+ * (0.5 s doubling to 30 s, reset by a write that succeeds); other errors
+ * are logged and wait for the next change. The pool
  * goes in the annotation svcgw.io/ip-allocated-from-pool, in the same
  * patch: a status write may change metadata for Services (unlike custom
  * resources), so svcgw needs only patch on services/status.
@@ -76,6 +77,7 @@ struct rec {
 	bool ours;
 	bool gone;			/* deleted or not ours any more: status to clear */
 	bool checked;			/* gone: a GET said it exists and may be cleared */
+	bool stale;			/* a patch met a newer version (409): re-read first */
 	/* what it asks for */
 	uint8_t families, policy;
 	struct sg_conf_addr want[2];
@@ -597,6 +599,7 @@ reread(struct sg_app *a, struct app_ipam *m, struct rec *r, struct sg_k8s_respon
 	}
 	/* The newer version is the one to write on. */
 	take_rv(r, resp->body);
+	r->stale = false;
 	r->checked = r->gone;
 	r->dirty = true;
 }
@@ -622,7 +625,13 @@ answered(struct sg_app *a, struct app_ipam *m, struct sg_k8s_response *resp, uin
 		return;
 	job = r->inflight;
 	r->inflight = JOB_NONE;
-	if (resp->status == 0 || resp->status == 429 || resp->status >= 500) {
+	/*
+	 * 401 and 403 are retried too: a token being rotated, or RBAC applied
+	 * after the gateway started, heal by themselves; dropping the write
+	 * would leave the Service without its status until its next change.
+	 */
+	if (resp->status == 0 || resp->status == 401 || resp->status == 403 ||
+	    resp->status == 429 || resp->status >= 500) {
 		SG_LOG(ipam, WARNING, "service %s: %s: %s; retrying", r->key,
 		       job == JOB_GET ? "re-read" : "status patch",
 		       resp->status == 0 ? resp->error : status_message(resp->body, msg,
@@ -635,11 +644,20 @@ answered(struct sg_app *a, struct app_ipam *m, struct sg_k8s_response *resp, uin
 		reread(a, m, r, resp);
 		return;
 	}
-	r->backoff_ms = 0;
 	if (resp->status == 409) {
-		SG_LOG(ipam, INFO, "service %s: changed under the status patch (409); re-reading",
-		       r->key);
-		get_service(m, r);
+		/*
+		 * Backed off like any failure: two writers (an old leader that
+		 * has not heard yet) would otherwise fight at the speed of the
+		 * API server. Said once per streak.
+		 */
+		if (r->backoff_ms == 0)
+			SG_LOG(ipam, INFO, "service %s: changed under the status patch (409); "
+			       "re-reading", r->key);
+		else
+			SG_LOG(ipam, DEBUG, "service %s: 409 again", r->key);
+		backoff(r, now);
+		r->stale = true;
+		r->dirty = true;
 		return;
 	}
 	if (resp->status == 404) {
@@ -653,6 +671,7 @@ answered(struct sg_app *a, struct app_ipam *m, struct sg_k8s_response *resp, uin
 		r->dirty = false;
 		return;
 	}
+	r->backoff_ms = 0;
 	take_rv(r, resp->body);
 	if (r->gone && !r->sent_clear) {
 		/*
@@ -786,6 +805,8 @@ app_ipam_observe(struct sg_app *a, const char *key, const struct sg_k8s_service 
 	r->ours = true;
 	r->gone = false;
 	r->checked = false;
+	/* The watch brings the newest version: no re-read needed to write on it. */
+	r->stale = false;
 	read_request(r, svc);
 	decide(m, r);
 }
@@ -837,7 +858,8 @@ each_cb(void *val, void *arg)
 	case 3:
 		if (!r->dirty || r->inflight != JOB_NONE || c->now < r->retry_ms || !c->m->writer)
 			return 0;
-		if ((r->gone && !r->checked ? get_service(c->m, r) : patch_status(c->m, r)) < 0)
+		if ((r->stale || (r->gone && !r->checked) ? get_service(c->m, r) :
+		     patch_status(c->m, r)) < 0)
 			backoff(r, c->now);
 		return 0;
 	}

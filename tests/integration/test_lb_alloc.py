@@ -84,7 +84,7 @@ def wait_ips(srv, name, want, timeout=10, namespace="default"):
 
 def main():
     sgnet.require_root()
-    tap = sgnet.Tap(32)
+    tap = sgnet.Tap(34)
     h = sgnet.Harness("lballoc")
     try:
         run(tap, h)
@@ -266,6 +266,28 @@ def run(tap, h):
     srv.delay_events(0)
     time.sleep(0.5)
     gone("swap")
+
+    # Two writers fighting (409 after 409): backed off, not at once.
+    srv.fail_next(3, code=409, match={"verb": "patch", "name": "fight"})
+    got = main_free("fight")
+    t = [r["time"] for r in srv.requests(verb="patch", name="fight")]
+    gaps = [b - a for a, b in zip(t, t[1:])]
+    tap.ok(got and len(gaps) == 3 and gaps[0] >= 0.45 and gaps[1] >= 0.9 and
+           gaps[2] >= 1.8,
+           "409 three times: re-read and written again after a backoff "
+           "that doubles", repr(gaps))
+    gone("fight")
+
+    # 401 (a token rotated) and 403 (RBAC not applied yet) heal by
+    # themselves: retried, not dropped.
+    srv.fail_next(1, code=401, match={"verb": "patch", "name": "authz"})
+    srv.fail_next(1, code=403, match={"verb": "patch", "name": "authz"})
+    got = main_free("authz")
+    seq = [r["status"] for r in srv.requests(verb="patch", name="authz")]
+    tap.ok(got and seq == [401, 403, 200],
+           "a status patch answered 401, then 403: retried until written",
+           repr(seq))
+    gone("authz")
 
     # Turned ClusterIP while the patch writing its address is in flight:
     # the address that patch wrote is cleared afterwards.
