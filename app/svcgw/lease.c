@@ -117,7 +117,20 @@ app_lease_create(const struct sg_conf *c, struct app_lease **out, char *err, siz
 	snprintf(l->list_path, sizeof(l->list_path),
 		 "/apis/coordination.k8s.io/v1/namespaces/%s/leases", l->ns);
 	pthread_mutex_init(&l->lock, NULL);
-	pthread_cond_init(&l->wake, NULL);
+	{
+		pthread_condattr_t ca;
+
+		/*
+		 * The wait is on the monotonic clock, as all lease timing is: on
+		 * the default CLOCK_REALTIME, a wall-clock step back (NTP, an
+		 * operator) would stall the heartbeat for as long as the step,
+		 * and other gateways would take our VIPs.
+		 */
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&l->wake, &ca);
+		pthread_condattr_destroy(&ca);
+	}
 	snprintf(l->st.name, sizeof(l->st.name), "%s", f->name);
 	snprintf(l->st.ns, sizeof(l->st.ns), "%s", f->namespace);
 	*out = l;
@@ -325,7 +338,7 @@ lease_main(void *arg)
 		if (l->hb.renewed_ms != 0 && l->hb.renewed_ms + l->duration_ms > now &&
 		    l->hb.renewed_ms + l->duration_ms < wake)
 			wake = l->hb.renewed_ms + l->duration_ms;
-		clock_gettime(CLOCK_REALTIME, &ts);
+		clock_gettime(CLOCK_MONOTONIC, &ts);	/* the clock of l->wake */
 		wake = wake > now ? wake - now : 0;
 		ts.tv_sec += (time_t)(wake / 1000);
 		ts.tv_nsec += (long)(wake % 1000) * 1000000L;
