@@ -478,7 +478,8 @@ fill_out(const struct sg_ipam *m, const struct holding *h, struct sg_ipam_alloc 
 	for (unsigned int s = 0; h != NULL && s < 2; s++)
 		if (h->uses[s] != NULL) {
 			out->addrs[out->n] = h->uses[s]->addr;
-			out->pool[out->n] = h->pool[s] >= 0 ? m->pools[h->pool[s]].name : "";
+			snprintf(out->pool[out->n], sizeof(out->pool[out->n]), "%s",
+				 h->pool[s] >= 0 ? m->pools[h->pool[s]].name : "");
 			out->n++;
 		}
 }

@@ -65,10 +65,13 @@ struct sg_ipam_req {
 	uint32_t n_ports;
 };
 
-/* What a service holds: IPv4 first. pool[] points into the ipam's pools. */
+/*
+ * What a service holds: IPv4 first. The pool names are copies: a caller
+ * keeps this across sg_ipam_set_pools(), which frees the pools.
+ */
 struct sg_ipam_alloc {
 	struct sg_conf_addr addrs[2];
-	const char *pool[2];
+	char pool[2][SG_CONF_K8S_NAME_SIZE];
 	uint32_t n;
 };
 

@@ -647,7 +647,10 @@ test_pool_edit(void **state)
 	/* Grown, reordered, and with a new pool of better priority in front: nobody moves. */
 	pool(&p[0], "first", "192.0.2.64/28", 1, 0, 0);
 	pool(&p[1], "p", "192.0.2.4-192.0.2.30", 1, 10, 0);
+	/* What the caller kept names its pool after the pools are replaced (freed). */
+	assert_int_equal(sg_ipam_get(m, "a/s4", &a), 0);
 	assert_int_equal(sg_ipam_set_pools(m, p, 2), 3);	/* .1 .2 .3 are out */
+	assert_string_equal(a.pool[0], "p");
 	for (unsigned int i = 4; i <= 6; i++) {
 		char want[20];
 
