@@ -764,6 +764,21 @@ line_of(const struct sg_conf *c, const char *path)
 	}
 }
 
+/* A group a reload may not add or remove (F_NOADD): added is blamed on its line. */
+static int
+refuse_presence(struct conf_ctx *ctx, const struct group *g, const void *a, const void *b,
+		const char *path)
+{
+	uint32_t la = *(const uint32_t *)((const uint8_t *)a + g->line_off);
+	uint32_t lb = *(const uint32_t *)((const uint8_t *)b + g->line_off);
+
+	if ((la != 0) == (lb != 0))
+		return 0;
+	conf_err_line(ctx, lb, "%s: cannot be %s on reload (restart svcgw)", path,
+		      lb != 0 ? "added" : "removed");
+	return -EPERM;
+}
+
 static int
 refuse(struct conf_ctx *ctx, const struct sg_conf *nc, const char *path)
 {
@@ -803,10 +818,16 @@ cmp_group(struct conf_ctx *ctx, const struct sg_conf *nc, const struct group *g,
 		char path[256];
 		int rc;
 
-		if (!fixed && !(e->flags & F_NORELOAD))
+		if (!fixed && !(e->flags & (F_NORELOAD | F_NOADD)))
 			continue;
 		snprintf(path, sizeof(path), "%s%s%s", prefix, prefix[0] != '\0' ? "." : "",
 			 e->name);
+		if (!fixed && !(e->flags & F_NORELOAD)) {
+			rc = refuse_presence(ctx, e->group, pa, pb, path);
+			if (rc < 0)
+				return rc;
+			continue;
+		}
 		if (e->kind == SK_ARRAY || e->kind == SK_LIST) {
 			na = count_of(e, a);
 			nb = count_of(e, b);

@@ -38,6 +38,8 @@ enum setting_kind {
 #define F_POW2 0x08u		/* SK_INT: a power of two */
 #define F_PRIME 0x10u		/* SK_INT: a prime */
 #define F_UNIQUE 0x20u		/* SK_ARRAY: no element twice */
+#define F_NOADD 0x40u		/* SK_GROUP with a line: a reload may not add or remove it
+				 * (what is inside may change) */
 
 struct conf_ctx;
 struct group;

@@ -1167,8 +1167,13 @@ static const struct setting root_settings[] = {
 	  OFF(struct sg_conf, kubernetes) },
 	{ .name = "failover", .kind = SK_GROUP, .group = &failover_group, .flags = F_NORELOAD,
 	  OFF(struct sg_conf, failover) },
-	/* After kubernetes: its check needs the group. A reload may change it. */
-	{ .name = "lb", .kind = SK_GROUP, .group = &lb_group, OFF(struct sg_conf, lb) },
+	/*
+	 * After kubernetes: its check needs the group. A reload may change
+	 * what is inside, not add or remove it: the provider is set up at
+	 * start, with the watches that feed it.
+	 */
+	{ .name = "lb", .kind = SK_GROUP, .group = &lb_group, .flags = F_NOADD,
+	  OFF(struct sg_conf, lb) },
 	{ .name = "services", .kind = SK_LIST, .group = &service_group,
 	  .cmin = 0, .cmax = 1u << 22, ARR(struct sg_conf, services, n_services) },
 };

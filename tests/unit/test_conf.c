@@ -1274,6 +1274,21 @@ test_reload_refused(void **state)
 	expect_reload(old, "r_sa_moved.conf", RELOAD_BASE "kubernetes = {\n"
 		      "  source = \"in-cluster\";\n  service_account = \"/sa2\";\n};\n", -EPERM,
 		      "9: kubernetes.service_account: cannot change on reload (restart svcgw)");
+	/* The LoadBalancer provider is set up at start: it may change, not come or go. */
+	expect_reload(old, "r_lb_added.conf", RELOAD_BASE "kubernetes = {\n"
+		      "  source = \"in-cluster\";\n  service_account = \"/sa\";\n};\n"
+		      "lb = { pools = ( { name = \"p\"; addresses = [ \"192.0.2.96/30\" ]; } ); };\n",
+		      -EPERM, "11: lb: cannot be added on reload (restart svcgw)");
+	sg_conf_free(old);
+
+	old = load_text("r_old_lb.conf", RELOAD_BASE "kubernetes = {\n  source = \"in-cluster\";\n"
+			"};\nlb = { pools = ( { name = \"p\"; addresses = [ \"192.0.2.96/30\" ]; } ); };\n");
+	expect_reload(old, "r_lb_edited.conf", RELOAD_BASE "kubernetes = {\n"
+		      "  source = \"in-cluster\";\n};\nlb = { default_class = true; pools = ( "
+		      "{ name = \"q\"; addresses = [ \"192.0.2.64/30\" ]; } ); };\n", 0, NULL);
+	expect_reload(old, "r_lb_removed.conf", RELOAD_BASE "kubernetes = {\n"
+		      "  source = \"in-cluster\";\n};\n", -EPERM,
+		      " lb: cannot be removed on reload (restart svcgw)");
 	sg_conf_free(old);
 }
 
