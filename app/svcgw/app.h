@@ -144,6 +144,11 @@ void app_services_k8s_change(struct sg_app *a, const char *key, struct sg_k8s_se
 void app_services_k8s_retry(struct sg_app *a);
 /* Evaluate key's latest snapshot again: its VIPs (app_ipam_vips()) changed. */
 void app_services_k8s_refresh(struct sg_app *a, const char *key);
+/*
+ * Show every Kubernetes Service held to the LoadBalancer provider again
+ * (app_ipam_observe()), then evaluate it: which Services are ours changed.
+ */
+void app_services_k8s_reobserve(struct sg_app *a);
 
 /* Where the cluster's services stand in the tables. */
 struct app_k8s_counts {

@@ -494,8 +494,11 @@ find_tag(void *val, void *arg)
 struct seen {
 	char uid[NAME_SIZE];
 	bool lb;			/* of type LoadBalancer */
+	bool classless;
 	bool ours;
+	bool from;			/* has the annotation ANN_FROM */
 	int n_ingress;
+	struct sg_conf_addr ingress[2];	/* the first two ingress IPs */
 };
 
 static void
@@ -509,10 +512,22 @@ read_seen(const struct app_ipam *m, const char *body, struct seen *v)
 	const cJSON *cls = cJSON_GetObjectItemCaseSensitive(spec, "loadBalancerClass");
 	const cJSON *ing = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(
 		cJSON_GetObjectItemCaseSensitive(o, "status"), "loadBalancer"), "ingress");
+	const cJSON *from = cJSON_GetObjectItemCaseSensitive(
+		cJSON_GetObjectItemCaseSensitive(meta, "annotations"), ANN_FROM);
+	const cJSON *e;
+	int i = 0;
 
 	memset(v, 0, sizeof(*v));
+	v->from = cJSON_IsString(from);
+	cJSON_ArrayForEach(e, ing) {
+		const cJSON *ip = cJSON_GetObjectItemCaseSensitive(e, "ip");
+
+		if (i < 2 && cJSON_IsString(ip) && parse_ip(ip->valuestring, &v->ingress[i]))
+			i++;
+	}
 	snprintf(v->uid, sizeof(v->uid), "%s", cJSON_IsString(uid) ? uid->valuestring : "");
 	v->lb = cJSON_IsString(type) && strcmp(type->valuestring, "LoadBalancer") == 0;
+	v->classless = cls == NULL || cJSON_IsNull(cls);
 	if (!v->lb)
 		v->ours = false;
 	else if (cJSON_IsString(cls))
@@ -560,14 +575,35 @@ leave(struct app_ipam *m, struct rec *r)
 }
 
 /*
+ * Whether the status of a Service that left us (deleted, or no longer a
+ * LoadBalancer: lib/k8s cannot tell which; or class-less after
+ * lb.default_class was turned off), as the GET found it, is ours to clear.
+ * Not a LoadBalancer: a class is only allowed on those, so it cannot be
+ * another provider's. A class-less LoadBalancer: only if it still shows
+ * exactly what we wrote, with our pool annotation; another provider may
+ * have taken it since.
+ */
+static bool
+may_clear(const struct app_ipam *m, const struct rec *r, const struct seen *v)
+{
+	if (v->n_ingress == 0)
+		return false;
+	if (!v->lb)
+		return true;
+	if (!v->classless || m->default_class || !v->from || (uint32_t)v->n_ingress != r->n_status)
+		return false;
+	for (uint32_t i = 0; i < r->n_status; i++)
+		if (!addr_in(&r->status[i], v->ingress, 2))
+			return false;
+	return true;
+}
+
+/*
  * The answer to a re-read. Only the object we decided on is written: a
  * Service deleted and created again under the same name (another uid) may
  * be another provider's, and one that is no longer ours is only ever
- * cleared, never given addresses. The watch may not have said so yet.
- * A status of a Service that left us (deleted, or no longer a
- * LoadBalancer: lib/k8s cannot tell which) is ours to clear only if it is
- * not a LoadBalancer now (a class is only allowed on those, so it cannot
- * be another provider's) and still has an address.
+ * cleared (may_clear()), never given addresses. The watch may not have
+ * said so yet.
  */
 static void
 reread(struct sg_app *a, struct app_ipam *m, struct rec *r, struct sg_k8s_response *resp)
@@ -593,7 +629,7 @@ reread(struct sg_app *a, struct app_ipam *m, struct rec *r, struct sg_k8s_respon
 		if (held)
 			app_services_k8s_refresh(a, r->key);
 	}
-	if (r->gone && (v.lb || v.n_ingress == 0)) {
+	if (r->gone && !may_clear(m, r, &v)) {
 		forget(a, m, r);
 		return;
 	}
@@ -924,7 +960,14 @@ app_ipam_reload(struct sg_app *a, const struct sg_conf *nc)
 	if (rc > 0)
 		SG_LOG(ipam, NOTICE, "%d addresses are outside the new pools: their Services get "
 		       "new ones", rc);
-	m->default_class = nc->lb.default_class;
+	if (m->default_class != nc->lb.default_class) {
+		/*
+		 * Class-less Services come or go: every Service is looked at
+		 * again, not only those with a record (the new ones have none).
+		 */
+		m->default_class = nc->lb.default_class;
+		app_services_k8s_reobserve(a);
+	}
 	if (wants_writer(a, nc) != m->writer)
 		app_ipam_set_writer(a, wants_writer(a, nc));
 	else if (m->synced)

@@ -1345,6 +1345,25 @@ app_services_k8s_refresh(struct sg_app *a, const char *key)
 		k8s_evaluate(a, a->conf, u);
 }
 
+static int
+reobserve_cb(void *val, void *arg)
+{
+	struct unit *u = val;
+	struct sg_app *a = arg;
+
+	if (u->k8s != NULL) {
+		app_ipam_observe(a, u->key, u->k8s);
+		k8s_evaluate(a, a->conf, u);
+	}
+	return 0;
+}
+
+void
+app_services_k8s_reobserve(struct sg_app *a)
+{
+	app_map_each(&a->services->k8s_units, reobserve_cb, a);
+}
+
 /* Parked services, oldest first, once something went that may let them in. */
 static void
 retry_parked(struct sg_app *a, const struct sg_conf *c)

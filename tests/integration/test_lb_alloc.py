@@ -84,7 +84,7 @@ def wait_ips(srv, name, want, timeout=10, namespace="default"):
 
 def main():
     sgnet.require_root()
-    tap = sgnet.Tap(34)
+    tap = sgnet.Tap(36)
     h = sgnet.Harness("lballoc")
     try:
         run(tap, h)
@@ -104,10 +104,10 @@ def run(tap, h):
     srv.set_rbac(apiserver.rules_from_manifest(RBAC))
     kc = srv.write_kubeconfig(h.path("kubeconfig"), auth="token")
 
-    def write(pools):
+    def write(pools, default_class=False):
         settings = sgnet.gateway_conf(h.prefix, [], extra={
             "kubernetes": sgnet.k8s_kubeconfig(kc),
-            "lb": {"pools": pools}})
+            "lb": {"pools": pools, "default_class": default_class}})
         return sgnet.write_conf(h.path("svcgw.conf"), settings)
 
     conf = write(POOLS)
@@ -387,7 +387,23 @@ def run(tap, h):
     tap.ok(wait_ips(srv, "reuse", ["192.0.2.97"]),
            "its address is free again for another Service",
            repr(ips(srv, "reuse")))
-    denied = srv.requests(status=403)
+    # lb.default_class turned on by a reload: the class-less Service,
+    # which has no record yet, is taken in; turned off, it is given up.
+    write(pools, default_class=True)
+    gw.reload()
+    got = sgnet.wait_until(lambda: ips(srv, "classless"), 10)
+    tap.ok(got and ingress(srv, "classless")[1] == "main",
+           "default_class turned on by SIGHUP: the class-less Service gets an "
+           "address", repr(ingress(srv, "classless")))
+    write(pools)
+    gw.reload()
+    got = sgnet.wait_until(lambda: not ips(srv, "classless") and
+                           events(srv, "classless", "IPReleased"), 10)
+    tap.ok(got and ingress(srv, "classless")[1] is None,
+           "default_class turned off: its status is cleared, an IPReleased "
+           "Event", repr(ingress(srv, "classless")))
+
+    denied = srv.requests(status=403, fault=None)
     tap.ok(not denied and gw.running(),
            "still nothing refused by RBAC, svcgw running",
            repr([(r["verb"], r["path"]) for r in denied[:5]]))
