@@ -32,7 +32,6 @@
  *
  * Control thread, under sg_app_lock.
  */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <netinet/in.h>
@@ -145,23 +144,6 @@ is_ours(const struct app_ipam *m, const struct sg_k8s_service *s)
 	return strcmp(s->load_balancer_class, CLASS) == 0;
 }
 
-static bool
-parse_ip(const char *s, struct sg_conf_addr *a)
-{
-	memset(a, 0, sizeof(*a));
-	if (inet_pton(AF_INET, s, a->addr) == 1) {
-		a->family = SG_CONF_V4;
-		a->len = 32;
-		return true;
-	}
-	if (inet_pton(AF_INET6, s, a->addr) == 1) {
-		a->family = SG_CONF_V6;
-		a->len = 128;
-		return true;
-	}
-	return false;
-}
-
 /* The request of a Service, from its spec and annotations, into r. */
 static void
 read_request(struct rec *r, const struct sg_k8s_service *s)
@@ -183,7 +165,7 @@ read_request(struct rec *r, const struct sg_k8s_service *s)
 		snprintf(r->bad, sizeof(r->bad), "both spec.loadBalancerIP and the annotation "
 			 ANN_IPS " are set: use one");
 	} else if (s->load_balancer_ip != NULL && s->load_balancer_ip[0] != '\0') {
-		if (parse_ip(s->load_balancer_ip, &r->want[0]))
+		if (sg_conf_ip_parse(s->load_balancer_ip, 0, &r->want[0]) == 0)
 			r->n_want = 1;
 		else
 			snprintf(r->bad, sizeof(r->bad), "spec.loadBalancerIP %.64s is not an IP "
@@ -194,7 +176,7 @@ read_request(struct rec *r, const struct sg_k8s_service *s)
 		snprintf(buf, sizeof(buf), "%s", ips);
 		for (char *t = strtok_r(buf, ", ", &save); t != NULL && r->bad[0] == '\0';
 		     t = strtok_r(NULL, ", ", &save)) {
-			if (r->n_want == 2 || !parse_ip(t, &r->want[r->n_want]))
+			if (r->n_want == 2 || sg_conf_ip_parse(t, 0, &r->want[r->n_want]) < 0)
 				snprintf(r->bad, sizeof(r->bad), ANN_IPS " %.64s: at most one IP "
 					 "address of each family", ips);
 			else
@@ -522,7 +504,8 @@ read_seen(const struct app_ipam *m, const char *body, struct seen *v)
 	cJSON_ArrayForEach(e, ing) {
 		const cJSON *ip = cJSON_GetObjectItemCaseSensitive(e, "ip");
 
-		if (i < 2 && cJSON_IsString(ip) && parse_ip(ip->valuestring, &v->ingress[i]))
+		if (i < 2 && cJSON_IsString(ip) &&
+		    sg_conf_ip_parse(ip->valuestring, 0, &v->ingress[i]) == 0)
 			i++;
 	}
 	snprintf(v->uid, sizeof(v->uid), "%s", cJSON_IsString(uid) ? uid->valuestring : "");

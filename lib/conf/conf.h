@@ -343,6 +343,14 @@ int sg_conf_range_parse(const char *s, unsigned int all, struct sg_conf_addr_ran
  */
 const char *sg_conf_ip_str(unsigned int family, const void *addr, char *buf, size_t size);
 
+/*
+ * Parse one IP address as inet_pton() writes them (no length, no white
+ * space) into a, with its full length. family: SG_CONF_V4, SG_CONF_V6, or 0
+ * for either. 0, or -EINVAL (a zeroed) if s is not one of that family or
+ * an argument is NULL.
+ */
+int sg_conf_ip_parse(const char *s, unsigned int family, struct sg_conf_addr *a);
+
 /* As sg_conf_ip_str(), with "/len" when a->len is not the full length. */
 const char *sg_conf_addr_str(const struct sg_conf_addr *a, char *buf, size_t size);
 

@@ -155,6 +155,28 @@ full_len(unsigned int family)
 	return family == SG_CONF_V6 ? 128 : 32;
 }
 
+int
+sg_conf_ip_parse(const char *s, unsigned int family, struct sg_conf_addr *a)
+{
+	if (a == NULL)
+		return -EINVAL;
+	memset(a, 0, sizeof(*a));
+	if (s == NULL)
+		return -EINVAL;
+	if (family != SG_CONF_V6 && inet_pton(AF_INET, s, a->addr) == 1) {
+		a->family = SG_CONF_V4;
+		a->len = 32;
+		return 0;
+	}
+	if (family != SG_CONF_V4 && inet_pton(AF_INET6, s, a->addr) == 1) {
+		a->family = SG_CONF_V6;
+		a->len = 128;
+		return 0;
+	}
+	memset(a, 0, sizeof(*a));
+	return -EINVAL;
+}
+
 const char *
 sg_conf_ip_str(unsigned int family, const void *addr, char *buf, size_t size)
 {
@@ -306,13 +328,10 @@ conf_parse_addr(const char *s, unsigned int kind, unsigned int family,
 		goto bad_addr;
 	memcpy(ip, s, alen);
 	ip[alen] = '\0';
-	fam = strchr(ip, ':') != NULL ? SG_CONF_V6 : SG_CONF_V4;
-	if ((family != 0 && fam != family) ||
-	    inet_pton(fam == SG_CONF_V6 ? AF_INET6 : AF_INET, ip, a->addr) != 1)
+	if (sg_conf_ip_parse(ip, family, a) < 0)
 		goto bad_addr;
-	a->family = (uint8_t)fam;
+	fam = a->family;
 	maxlen = full_len(fam);
-	a->len = (uint8_t)maxlen;
 
 	if (want_len) {
 		const char *p = slash != NULL ? slash + 1 : NULL;

@@ -26,7 +26,6 @@
  * Not here: the transfers and their JSON envelopes (k8s_client.c,
  * k8s_stream.c). Only the client thread (or a test) touches a model.
  */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -370,25 +369,6 @@ parse_proto(struct dec *d, const char *s, const char *path, uint8_t *out)
 	return 0;
 }
 
-/* An address of family fam (0: either); -1 if it does not parse. */
-static int
-parse_ip(const char *s, unsigned int fam, struct sg_conf_addr *a)
-{
-	memset(a, 0, sizeof(*a));
-	if (fam != SG_CONF_V6 && inet_pton(AF_INET, s, a->addr) == 1) {
-		a->family = SG_CONF_V4;
-		a->len = 32;
-		return 0;
-	}
-	if (fam != SG_CONF_V4 && inet_pton(AF_INET6, s, a->addr) == 1) {
-		a->family = SG_CONF_V6;
-		a->len = 128;
-		return 0;
-	}
-	memset(a, 0, sizeof(*a));
-	return -1;
-}
-
 /* "network/len", white space around it ignored, host bits cleared (as ParseCIDRSloppy). */
 static int
 parse_cidr(const char *s, struct sg_conf_addr *a)
@@ -406,7 +386,7 @@ parse_cidr(const char *s, struct sg_conf_addr *a)
 	n = (size_t)(slash - s);
 	memcpy(ip, s, n);
 	ip[n] = '\0';
-	if (parse_ip(ip, 0, a) < 0 || slash[1] < '0' || slash[1] > '9')
+	if (sg_conf_ip_parse(ip, 0, a) < 0 || slash[1] < '0' || slash[1] > '9')
 		return -1;
 	len = strtoul(slash + 1, &end, 10);
 	while (*end == ' ' || *end == '\t')
@@ -501,7 +481,7 @@ svc_families(struct dec *d, const cJSON *spec, const char *cluster_ip, struct sv
 	}
 	/* Objects older than dual-stack have no ipFamilies: the cluster IP tells. */
 	if (s->families == 0) {
-		if (parse_ip(cluster_ip, 0, &a) < 0)
+		if (sg_conf_ip_parse(cluster_ip, 0, &a) < 0)
 			return dec_bad(d, "spec.clusterIP \"%.64s\" is not an IP address",
 				       cluster_ip);
 		s->families = (uint8_t)fam_bit(a.family);
@@ -551,7 +531,7 @@ svc_vips(struct dec *d, const cJSON *o, struct svc_obj *s)
 		/* Hostname-only entries are for DNS-based balancers, not us. */
 		if (ip == NULL || (mode != NULL && strcmp(mode, "VIP") != 0))
 			continue;
-		if (parse_ip(ip, 0, &a) < 0)
+		if (sg_conf_ip_parse(ip, 0, &a) < 0)
 			return dec_bad(d, "%sip \"%.64s\" is not an IP address", path, ip);
 		if (!(s->families & fam_bit(a.family)))
 			continue;
@@ -844,7 +824,8 @@ slice_endpoints(struct dec *d, const cJSON *o, struct slice_obj *s)
 			continue;
 		if (!cJSON_IsString(cJSON_GetArrayItem(addrs, 0)))
 			return dec_bad(d, "%saddresses[0] is not a string", path);
-		if (parse_ip(cJSON_GetArrayItem(addrs, 0)->valuestring, s->family, &ep->addr) < 0)
+		if (sg_conf_ip_parse(cJSON_GetArrayItem(addrs, 0)->valuestring, s->family,
+				     &ep->addr) < 0)
 			return dec_bad(d, "%saddresses[0] \"%.64s\" is not an %s address", path,
 				       cJSON_GetArrayItem(addrs, 0)->valuestring,
 				       s->family == SG_CONF_V4 ? "IPv4" : "IPv6");
@@ -933,7 +914,7 @@ decode_node(struct dec *d, const cJSON *o, struct node_obj *n)
 
 			if (!cJSON_IsString(t) || !cJSON_IsString(a) ||
 			    strcmp(t->valuestring, pass == 0 ? "InternalIP" : "ExternalIP") != 0 ||
-			    parse_ip(a->valuestring, 0, &ad) < 0)
+			    sg_conf_ip_parse(a->valuestring, 0, &ad) < 0)
 				continue;
 			n->addrs[n->n_addrs++] = ad;
 		}

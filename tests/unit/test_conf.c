@@ -1356,6 +1356,19 @@ test_addr_format(void **state)
 	assert_string_equal(sg_conf_ip_str(SG_CONF_V4, v4, NULL, 0), "");
 	assert_string_equal(sg_conf_ip_str(SG_CONF_V4, v4, small, sizeof(small)), "192.0.2");
 
+	/* Parsing, the other way: one address, of the family asked for if any. */
+	assert_int_equal(sg_conf_ip_parse(NULL, 0, &a), -EINVAL);
+	assert_int_equal(sg_conf_ip_parse("192.0.2.1", 0, NULL), -EINVAL);
+	assert_int_equal(sg_conf_ip_parse("192.0.2.1/32", 0, &a), -EINVAL);
+	assert_int_equal(a.family, 0);
+	assert_int_equal(sg_conf_ip_parse(" 192.0.2.1", 0, &a), -EINVAL);
+	assert_int_equal(sg_conf_ip_parse("2001:db8::1", SG_CONF_V4, &a), -EINVAL);
+	assert_int_equal(sg_conf_ip_parse("192.0.2.1", SG_CONF_V6, &a), -EINVAL);
+	assert_int_equal(sg_conf_ip_parse("192.0.2.1", 0, &a), 0);
+	assert_true(a.family == SG_CONF_V4 && a.len == 32 && memcmp(a.addr, v4, 4) == 0);
+	assert_int_equal(sg_conf_ip_parse("2001:db8::1", SG_CONF_V6, &a), 0);
+	assert_true(a.family == SG_CONF_V6 && a.len == 128 && memcmp(a.addr, v6, 16) == 0);
+
 	memcpy(a.addr, v6, 16);
 	assert_string_equal(sg_conf_addr_str(&a, buf, sizeof(buf)), "2001:db8::1");
 	a.len = 64;
