@@ -47,6 +47,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "sg_common.h"
 #include "ipam.h"
 #include "k8s.h"
 #include "app.h"
@@ -115,15 +116,6 @@ struct app_ipam {
 	uint64_t releases;		/* sg_ipam_releases() when failed ones were last tried */
 	char instance[64];
 };
-
-static uint64_t
-mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 static const char *
 ann(const struct sg_k8s_service *s, const char *key)
@@ -759,7 +751,7 @@ app_ipam_create(struct sg_app *a, struct sg_k8s *client, struct app_ipam **out)
 	app_map_init(&m->recs);
 	if (gethostname(m->instance, sizeof(m->instance)) != 0)
 		snprintf(m->instance, sizeof(m->instance), "svcgw");
-	srand((unsigned int)mono_ms());
+	srand((unsigned int)sg_mono_ms());
 	SG_LOG(ipam, NOTICE, "LoadBalancer provider for class " CLASS "%s: %u pools, %s",
 	       m->default_class ? " and class-less Services" : "", c->lb.n_pools,
 	       m->writer ? "writing allocations" : "following the statuses");
@@ -890,7 +882,7 @@ each_cb(void *val, void *arg)
 static void
 all(struct sg_app *a, int phase)
 {
-	struct each_ctx c = { a, a->ipam, mono_ms(), phase };
+	struct each_ctx c = { a, a->ipam, sg_mono_ms(), phase };
 
 	app_map_each(&a->ipam->recs, each_cb, &c);
 }
@@ -963,7 +955,7 @@ app_ipam_poll(struct sg_app *a)
 	struct app_ipam *m = a->ipam;
 	struct sg_k8s_response resp[RESPONSES];
 	unsigned int n;
-	uint64_t now = mono_ms();
+	uint64_t now = sg_mono_ms();
 
 	if (m == NULL)
 		return;

@@ -25,6 +25,7 @@
 #include <rte_lcore.h>
 #include <rte_log.h>
 
+#include "sg_common.h"
 #include "k8s.h"
 #include "app.h"
 
@@ -86,15 +87,6 @@ log_cb(void *arg, unsigned int level, const char *msg)
 		return;
 	}
 	rte_log(rte_level(level), sg_logtype_k8s, "k8s: %s\n", msg);
-}
-
-static uint64_t
-mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
 int
@@ -176,7 +168,7 @@ app_k8s_start(struct sg_app *a)
 		return rc;
 	}
 	a->ipam = k->ipam;
-	k->start_ms = mono_ms();
+	k->start_ms = sg_mono_ms();
 	rc = sg_k8s_start(k->client);
 	if (moved)
 		pthread_setaffinity_np(pthread_self(), sizeof(mine), &mine);
@@ -204,7 +196,7 @@ app_k8s_poll(struct sg_app *a)
 	st.synced = 0;
 	if (k->first_sync_ms == 0)
 		sg_k8s_sync_state(k->client, &st);
-	t0 = mono_ms();
+	t0 = sg_mono_ms();
 	for (;;) {
 		unsigned int n = sg_k8s_drain(k->client, ch, DRAIN_BATCH);
 
@@ -221,7 +213,7 @@ app_k8s_poll(struct sg_app *a)
 		app_services_k8s_retry(a);
 		pthread_mutex_unlock(&sg_app_lock);
 		/* The neighbour work of the loop waits meanwhile: bound the turn. */
-		if (mono_ms() - t0 >= DRAIN_BUDGET_MS)
+		if (sg_mono_ms() - t0 >= DRAIN_BUDGET_MS)
 			break;
 	}
 	nodes = sg_k8s_nodes_take(k->client);
@@ -241,7 +233,7 @@ app_k8s_poll(struct sg_app *a)
 	if (st.synced && emptied && k->first_sync_ms == 0) {
 		struct app_k8s_counts n;
 
-		k->first_sync_ms = RTE_MAX(mono_ms() - k->start_ms, (uint64_t)1);
+		k->first_sync_ms = RTE_MAX(sg_mono_ms() - k->start_ms, (uint64_t)1);
 		app_services_k8s_counts(a->services, &n);
 		SG_LOG(k8s, NOTICE, "the tables follow the cluster: %u services served, %u "
 		       "skipped, %u entries, %" PRIu64 " ms after the client started", n.served,

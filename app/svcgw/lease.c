@@ -32,6 +32,7 @@
 
 #include <rte_log.h>
 
+#include "sg_common.h"
 #include "k8s.h"
 #include "lease.h"
 #include "app.h"
@@ -58,15 +59,6 @@ struct app_lease {
 	struct app_membership pub;
 	struct app_lease_status st;
 };
-
-static uint64_t
-mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 static int64_t
 wall_us(void)
@@ -205,7 +197,7 @@ write_lease(struct app_lease *l, struct sg_lease_elector *e, enum sg_lease_op op
 {
 	char path[1000], err[300], *body, *resp = NULL;
 	struct sg_lease stored;
-	uint64_t sent = mono_ms();
+	uint64_t sent = sg_mono_ms();
 	int status;
 
 	body = sg_lease_encode(rec, l->ns);
@@ -285,7 +277,7 @@ status_copy(struct app_lease *l, uint64_t now)
 static void
 round_once(struct app_lease *l)
 {
-	uint64_t sent = mono_ms();
+	uint64_t sent = sg_mono_ms();
 	char err[300], *resp = NULL;
 	struct sg_lease rec;
 	enum sg_lease_op op;
@@ -301,11 +293,11 @@ round_once(struct app_lease *l)
 		set_error(l, "GET %s: HTTP %d", l->list_path, status);
 	free(resp);
 	/* Heartbeat first: a leader that is not live would lead nothing. */
-	op = sg_lease_elector_next(&l->hb, mono_ms(), wall_us(), l->renew_ms * 3 / 4, &rec);
+	op = sg_lease_elector_next(&l->hb, sg_mono_ms(), wall_us(), l->renew_ms * 3 / 4, &rec);
 	if (op != SG_LEASE_OP_NONE)
 		write_lease(l, &l->hb, op, &rec);
-	if (sg_lease_elector_held(&l->hb, mono_ms())) {
-		op = sg_lease_elector_next(&l->leader, mono_ms(), wall_us(), l->renew_ms * 3 / 4,
+	if (sg_lease_elector_held(&l->hb, sg_mono_ms())) {
+		op = sg_lease_elector_next(&l->leader, sg_mono_ms(), wall_us(), l->renew_ms * 3 / 4,
 					   &rec);
 		if (op != SG_LEASE_OP_NONE)
 			write_lease(l, &l->leader, op, &rec);
@@ -320,13 +312,13 @@ lease_main(void *arg)
 	uint64_t next_round = 0;
 
 	while (!atomic_load(&l->stop)) {
-		uint64_t now = mono_ms(), wake, expiry;
+		uint64_t now = sg_mono_ms(), wake, expiry;
 		struct timespec ts;
 
 		if (now >= next_round) {
 			round_once(l);
 			next_round = now + poll;
-			now = mono_ms();
+			now = sg_mono_ms();
 		}
 		/* A stale view is not news: keep the VIPs where they are. */
 		if (l->listed_ms != 0 && now - l->listed_ms < l->duration_ms)
@@ -378,7 +370,7 @@ release(struct app_lease *l, struct sg_lease_elector *e)
 {
 	struct sg_lease rec;
 	char path[1000], err[300], *body, *resp = NULL;
-	uint64_t now = mono_ms();
+	uint64_t now = sg_mono_ms();
 
 	if (!sg_lease_elector_held(e, now))
 		return;

@@ -7,6 +7,9 @@
 #ifndef SG_COMMON_H
 #define SG_COMMON_H
 
+#include <stdint.h>
+#include <time.h>
+
 /* Packets handled per rx burst; every per-burst array is this long. */
 #define SG_MAX_BURST 32
 
@@ -14,5 +17,18 @@
 #define sg_unlikely(x) __builtin_expect(!!(x), 0)
 
 #define SG_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/*
+ * CLOCK_MONOTONIC in milliseconds: every timer, deadline and backoff of the
+ * control plane is measured on it, never on the wall clock, which may step.
+ */
+static inline uint64_t
+sg_mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
 
 #endif /* SG_COMMON_H */

@@ -67,25 +67,13 @@ k8s_logf(const struct k8s_log *l, unsigned int level, const char *fmt, ...)
 	l->fn(l->arg, level, msg);
 }
 
-static uint64_t
-clock_ms(clockid_t id)
-{
-	struct timespec ts;
-
-	clock_gettime(id, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-uint64_t
-k8s_mono_ms(void)
-{
-	return clock_ms(CLOCK_MONOTONIC);
-}
-
 uint64_t
 k8s_real_ms(void)
 {
-	return clock_ms(CLOCK_REALTIME);
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
 const char *

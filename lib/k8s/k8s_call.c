@@ -72,7 +72,7 @@ k8s_call_create(struct k8s_creds *creds, uint32_t token_refresh, char *err, size
 		goto fail;
 	k8s_curl_init();
 	c->token_refresh = token_refresh != 0 ? token_refresh : 60;
-	c->token_read_ms = k8s_mono_ms();
+	c->token_read_ms = sg_mono_ms();
 	c->easy = curl_easy_init();
 	if (c->easy == NULL)
 		goto free_call;
@@ -148,7 +148,7 @@ sg_k8s_call_server(const struct sg_k8s_call *c)
 static void
 refresh_token(struct sg_k8s_call *c, int force)
 {
-	uint64_t now = k8s_mono_ms();
+	uint64_t now = sg_mono_ms();
 	char err[400], *tok;
 
 	if (c->creds.token_file == NULL ||

@@ -215,7 +215,7 @@ fail(struct stream *s, const char *why)
 
 	/* A watch that stood for a while was a success: its loss starts the
 	 * backoff over, as client-go's reflector resets after a quiet spell. */
-	if (s->watching && k8s_mono_ms() - s->started_ms >= STABLE_MS)
+	if (s->watching && sg_mono_ms() - s->started_ms >= STABLE_MS)
 		k8s_backoff_reset(&s->bo);
 	delay = k8s_backoff_next(&s->bo);
 
@@ -225,7 +225,7 @@ fail(struct stream *s, const char *why)
 		 delay % 1000 / 100);
 	free(s->cont);
 	s->cont = NULL;
-	s->wake_ms = k8s_mono_ms() + delay;
+	s->wake_ms = sg_mono_ms() + delay;
 	set_state(s, SG_K8S_STREAM_BACKOFF);
 }
 
@@ -233,7 +233,7 @@ fail(struct stream *s, const char *why)
 static void
 relist(struct stream *s, const char *why)
 {
-	uint64_t now = k8s_mono_ms();
+	uint64_t now = sg_mono_ms();
 
 	s->need_list = 1;
 	free(s->cont);
@@ -308,7 +308,7 @@ stream_start(struct stream *s)
 	if (curl_multi_add_handle(c->multi, s->easy) != CURLM_OK)
 		goto free_url;
 	s->active = 1;
-	s->started_ms = k8s_mono_ms();
+	s->started_ms = sg_mono_ms();
 	set_state(s, s->watching ? SG_K8S_STREAM_WATCHING : SG_K8S_STREAM_LISTING);
 	k8s_logf(&c->log, SG_K8S_LOG_DEBUG, "%s %s", s->watching ? "watch" : "list", path);
 	rc = 0;
@@ -480,14 +480,14 @@ list_page_done(struct stream *s)
 			goto fail;
 		}
 		cJSON_Delete(root);
-		s->wake_ms = k8s_mono_ms();	/* the next page, at once */
+		s->wake_ms = sg_mono_ms();	/* the next page, at once */
 		return;
 	}
 	k8s_model_relist_end(c->model, s->res);
 	snprintf(s->rv, sizeof(s->rv), "%s", rv->valuestring);
 	cJSON_Delete(root);
 	s->need_list = 0;
-	s->listed_ms = k8s_mono_ms();
+	s->listed_ms = sg_mono_ms();
 	s->wake_ms = s->listed_ms;
 	k8s_backoff_reset(&s->bo);
 	c->st.res[s->res].listed = 1;
@@ -506,7 +506,7 @@ stream_done(struct stream *s, CURLcode result)
 {
 	struct k8s_client *c = s->c;
 	const char *verb = s->watching ? "watch" : "list", *name = sg_k8s_resource_name(s->res);
-	uint64_t now = k8s_mono_ms();
+	uint64_t now = sg_mono_ms();
 	char why[SG_K8S_ERR_SIZE];
 	long code = 0;
 
@@ -636,7 +636,7 @@ client_main(void *arg)
 	struct k8s_client *c = arg;
 
 	while (!atomic_load(&c->stop)) {
-		uint64_t now = k8s_mono_ms();
+		uint64_t now = sg_mono_ms();
 		int running, left, timeout = POLL_MAX_MS;
 		CURLMsg *msg;
 
@@ -663,7 +663,7 @@ client_main(void *arg)
 				stream_done((struct stream *)(void *)priv, msg->data.result);
 		}
 		publish(c);
-		now = k8s_mono_ms();
+		now = sg_mono_ms();
 		for (unsigned int r = 0; r < SG_K8S_RESOURCE_COUNT; r++) {
 			const struct stream *s = &c->streams[r];
 
@@ -771,7 +771,7 @@ k8s_client_create(const struct sg_k8s_conf *conf, struct k8s_creds *creds,
 		  size_t errlen)
 {
 	struct k8s_client *c = calloc(1, sizeof(*c));
-	uint64_t seed = conf->seed != 0 ? conf->seed : k8s_mono_ms() ^ (uint64_t)(uintptr_t)c;
+	uint64_t seed = conf->seed != 0 ? conf->seed : sg_mono_ms() ^ (uint64_t)(uintptr_t)c;
 	int rc = -ENOMEM;
 
 	if (c == NULL)
@@ -789,7 +789,7 @@ k8s_client_create(const struct sg_k8s_conf *conf, struct k8s_creds *creds,
 	/* What the client uses is its own from here on. */
 	c->creds = *creds;
 	memset(creds, 0, sizeof(*creds));
-	c->token_read_ms = k8s_mono_ms();
+	c->token_read_ms = sg_mono_ms();
 	snprintf(c->st.server, sizeof(c->st.server), "%s", c->creds.server);
 	for (unsigned int r = 0; r < SG_K8S_RESOURCE_COUNT; r++) {
 		struct stream *s = &c->streams[r];

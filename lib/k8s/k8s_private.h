@@ -22,6 +22,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "sg_common.h"
 #include "k8s.h"
 
 /* ---- logging (k8s.c) ----------------------------------------------------- */
@@ -34,8 +35,7 @@ struct k8s_log {
 void k8s_logf(const struct k8s_log *l, unsigned int level, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
-/* CLOCK_MONOTONIC and CLOCK_REALTIME in milliseconds. */
-uint64_t k8s_mono_ms(void);
+/* CLOCK_REALTIME in milliseconds (the monotonic clock: sg_mono_ms()). */
 uint64_t k8s_real_ms(void);
 
 /* ---- string-keyed hash map (k8s_map.c) ----------------------------------- */
