@@ -50,6 +50,7 @@
 #include "sg_common.h"
 #include "ipam.h"
 #include "k8s.h"
+#include "lease.h"
 #include "app.h"
 #include "map.h"
 
@@ -237,17 +238,31 @@ status_matches(const struct rec *r)
 	return strcmp(from, r->from) == 0;
 }
 
-/* ---- Events -------------------------------------------------------------------------- */
+/*
+ * The path of r's namespace, then of r's Service with suffix. Names are DNS
+ * names, so escaping changes nothing today; it keeps a path from being bent
+ * by one that is not.
+ */
+static void
+ns_path(const struct rec *r, char *buf, size_t size)
+{
+	char ns[3 * NAME_SIZE];
+
+	snprintf(buf, size, "/api/v1/namespaces/%s",
+		 sg_k8s_escape(r->ns, ns, sizeof(ns)) != NULL ? ns : "");
+}
 
 static void
-rfc3339(char *buf, size_t size)
+svc_path(const struct rec *r, const char *suffix, char *buf, size_t size)
 {
-	time_t t = time(NULL);
-	struct tm tm;
+	char name[3 * NAME_SIZE];
 
-	gmtime_r(&t, &tm);
-	strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	ns_path(r, buf, size);
+	snprintf(buf + strlen(buf), size - strlen(buf), "/services/%s%s",
+		 sg_k8s_escape(r->name, name, sizeof(name)) != NULL ? name : "", suffix);
 }
+
+/* ---- Events -------------------------------------------------------------------------- */
 
 /*
  * A core/v1 Event about the Service, once per distinct reason and message
@@ -258,7 +273,7 @@ static void
 post_event(struct app_ipam *m, struct rec *r, const char *type, const char *reason,
 	   const char *msg)
 {
-	char path[200], now[40], gen[NAME_SIZE + 2], last[sizeof(r->last_event)];
+	char path[600], now[SG_LEASE_TIME_SIZE], gen[NAME_SIZE + 2], last[sizeof(r->last_event)];
 	cJSON *o, *meta, *inv, *src;
 	char *body;
 
@@ -266,7 +281,8 @@ post_event(struct app_ipam *m, struct rec *r, const char *type, const char *reas
 	if (strcmp(last, r->last_event) == 0)
 		return;
 	snprintf(r->last_event, sizeof(r->last_event), "%s", last);
-	rfc3339(now, sizeof(now));
+	/* MicroTime, whole seconds: metav1.Time accepts it (RFC 3339). */
+	sg_lease_time_format((int64_t)time(NULL) * 1000000, now);
 	snprintf(gen, sizeof(gen), "%s.", r->name);
 	o = cJSON_CreateObject();
 	meta = cJSON_AddObjectToObject(o, "metadata");
@@ -291,7 +307,8 @@ post_event(struct app_ipam *m, struct rec *r, const char *type, const char *reas
 	cJSON_AddStringToObject(o, "reportingInstance", m->instance);
 	body = cJSON_PrintUnformatted(o);
 	cJSON_Delete(o);
-	snprintf(path, sizeof(path), "/api/v1/namespaces/%s/events", r->ns);
+	ns_path(r, path, sizeof(path));
+	snprintf(path + strlen(path), sizeof(path) - strlen(path), "/events");
 	if (body != NULL && sg_k8s_request(m->client, "POST", path, "application/json", body,
 					   0) == 0)
 		SG_LOG(ipam, INFO, "service %s: %s: %s", r->key, reason, msg);
@@ -350,7 +367,7 @@ rec_free(struct rec *r)
 static int
 patch_status(struct app_ipam *m, struct rec *r)
 {
-	char path[300], from[sizeof(r->from)], as[SG_CONF_ADDR_STRLEN];
+	char path[600], from[sizeof(r->from)], as[SG_CONF_ADDR_STRLEN];
 	cJSON *o = cJSON_CreateObject(), *meta, *anns, *lb, *ing;
 	char *body;
 	int rc;
@@ -389,7 +406,7 @@ patch_status(struct app_ipam *m, struct rec *r)
 	cJSON_Delete(o);
 	if (body == NULL)
 		return -ENOMEM;
-	snprintf(path, sizeof(path), "/api/v1/namespaces/%s/services/%s/status", r->ns, r->name);
+	svc_path(r, "/status", path, sizeof(path));
 	r->tag = ++m->seq;
 	rc = sg_k8s_request(m->client, "PATCH", path, "application/merge-patch+json", body,
 			    r->tag);
@@ -402,10 +419,10 @@ patch_status(struct app_ipam *m, struct rec *r)
 static int
 get_service(struct app_ipam *m, struct rec *r)
 {
-	char path[300];
+	char path[600];
 	int rc;
 
-	snprintf(path, sizeof(path), "/api/v1/namespaces/%s/services/%s", r->ns, r->name);
+	svc_path(r, "", path, sizeof(path));
 	r->tag = ++m->seq;
 	rc = sg_k8s_request(m->client, "GET", path, NULL, NULL, r->tag);
 	if (rc == 0)

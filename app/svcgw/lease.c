@@ -54,11 +54,24 @@ struct app_lease {
 	struct sg_lease_elector leader;
 	struct sg_lease_peers peers;
 	uint64_t listed_ms;		/* last successful list; 0 none */
-	char list_path[600];
+	char list_path[900];
 	/* Under lock. */
 	struct app_membership pub;
 	struct app_lease_status st;
 };
+
+/*
+ * A name or namespace as a path segment. They are DNS names, so this
+ * changes nothing today; it keeps a path from being bent by a name that
+ * is not one. The buffers are sized for the worst case (3 bytes a byte).
+ */
+static const char *
+escape(const char *s, char *buf, size_t size)
+{
+	const char *e = sg_k8s_escape(s, buf, size);
+
+	return e != NULL ? e : "";
+}
 
 static int64_t
 wall_us(void)
@@ -76,7 +89,7 @@ app_lease_create(const struct sg_conf *c, struct app_lease **out, char *err, siz
 	struct sg_k8s_conf kc;
 	struct app_lease *l;
 	char why[512];
-	char hb_name[SG_LEASE_NAME_SIZE];
+	char hb_name[SG_LEASE_NAME_SIZE], esc[3 * SG_LEASE_NAME_SIZE];
 
 	*out = NULL;
 	if (f->line == 0)
@@ -107,7 +120,7 @@ app_lease_create(const struct sg_conf *c, struct app_lease **out, char *err, siz
 	sg_lease_elector_init(&l->leader, f->name, f->leader_lease, NULL, f->lease_duration);
 	sg_lease_peers_init(&l->peers);
 	snprintf(l->list_path, sizeof(l->list_path),
-		 "/apis/coordination.k8s.io/v1/namespaces/%s/leases", l->ns);
+		 "/apis/coordination.k8s.io/v1/namespaces/%s/leases", escape(l->ns, esc, sizeof(esc)));
 	pthread_mutex_init(&l->lock, NULL);
 	{
 		pthread_condattr_t ca;
@@ -195,7 +208,7 @@ static void
 write_lease(struct app_lease *l, struct sg_lease_elector *e, enum sg_lease_op op,
 	    const struct sg_lease *rec)
 {
-	char path[1000], err[300], *body, *resp = NULL;
+	char path[1800], err[300], esc[3 * SG_LEASE_NAME_SIZE], *body, *resp = NULL;
 	struct sg_lease stored;
 	uint64_t sent = sg_mono_ms();
 	int status;
@@ -206,7 +219,8 @@ write_lease(struct app_lease *l, struct sg_lease_elector *e, enum sg_lease_op op
 	if (op == SG_LEASE_OP_CREATE)
 		snprintf(path, sizeof(path), "%s", l->list_path);
 	else
-		snprintf(path, sizeof(path), "%s/%s", l->list_path, rec->name);
+		snprintf(path, sizeof(path), "%s/%s", l->list_path,
+			 escape(rec->name, esc, sizeof(esc)));
 	status = sg_k8s_call(l->call, op == SG_LEASE_OP_CREATE ? "POST" : "PUT", path, body,
 			     l->timeout_ms, &resp, err, sizeof(err));
 	free(body);
@@ -369,7 +383,7 @@ static void
 release(struct app_lease *l, struct sg_lease_elector *e)
 {
 	struct sg_lease rec;
-	char path[1000], err[300], *body, *resp = NULL;
+	char path[1800], err[300], esc[3 * SG_LEASE_NAME_SIZE], *body, *resp = NULL;
 	uint64_t now = sg_mono_ms();
 
 	if (!sg_lease_elector_held(e, now))
@@ -380,7 +394,7 @@ release(struct app_lease *l, struct sg_lease_elector *e)
 	body = sg_lease_encode(&rec, l->ns);
 	if (body == NULL)
 		return;
-	snprintf(path, sizeof(path), "%s/%s", l->list_path, rec.name);
+	snprintf(path, sizeof(path), "%s/%s", l->list_path, escape(rec.name, esc, sizeof(esc)));
 	if (sg_k8s_call(l->call, "PUT", path, body, 1000, &resp, err, sizeof(err)) == 200)
 		rte_log(RTE_LOG_NOTICE, sg_logtype_svcgw, "svcgw: failover: released Lease %s\n",
 			rec.name);
