@@ -184,6 +184,8 @@ int app_k8s_start(struct sg_app *a);
 void app_k8s_poll(struct sg_app *a);
 /* SIGHUP: what the client must know of the new file (default_mode). */
 void app_k8s_reload(struct sg_app *a, const struct sg_conf *oc, const struct sg_conf *nc);
+/* lib/k8s's log callback (sg_k8s_conf.log), for every client the daemon makes. */
+void app_k8s_log(void *arg, unsigned int level, const char *msg);
 /* Stop the client thread; harmless on NULL and twice. */
 void app_k8s_stop(struct app_k8s *k);
 void app_k8s_free(struct app_k8s *k);

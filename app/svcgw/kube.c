@@ -74,8 +74,8 @@ rte_level(unsigned int level)
 	}
 }
 
-static void
-log_cb(void *arg, unsigned int level, const char *msg)
+void
+app_k8s_log(void *arg, unsigned int level, const char *msg)
 {
 	(void)arg;
 	if (!log_live) {
@@ -107,7 +107,7 @@ app_k8s_create(const struct sg_conf *c, struct app_k8s **out, char *err, size_t 
 	}
 	sg_k8s_conf_init(&kc, c);
 	kc.sa_dir = c->kubernetes.service_account;
-	kc.log = log_cb;
+	kc.log = app_k8s_log;
 	k->source = c->kubernetes.source;
 	k->client = sg_k8s_create(&kc, why, sizeof(why));
 	if (k->client == NULL) {

@@ -101,6 +101,7 @@ app_lease_create(const struct sg_conf *c, struct app_lease **out, char *err, siz
 	}
 	sg_k8s_conf_init(&kc, c);
 	kc.sa_dir = c->kubernetes.service_account;
+	kc.log = app_k8s_log;	/* a token file that cannot be read again says so */
 	l->call = sg_k8s_call_create(&kc, why, sizeof(why));
 	if (l->call == NULL) {
 		int rc = -errno;

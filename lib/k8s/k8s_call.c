@@ -23,6 +23,7 @@
 
 struct sg_k8s_call {
 	struct k8s_creds creds;
+	struct k8s_log log;
 	CURL *easy;
 	uint32_t token_refresh;		/* seconds */
 	uint64_t token_read_ms;
@@ -62,7 +63,8 @@ on_data(char *data, size_t size, size_t nmemb, void *arg)
 }
 
 struct sg_k8s_call *
-k8s_call_create(struct k8s_creds *creds, uint32_t token_refresh, char *err, size_t errlen)
+k8s_call_create(const struct sg_k8s_conf *conf, struct k8s_creds *creds, char *err,
+		size_t errlen)
 {
 	struct sg_k8s_call *c;
 	int rc = -ENOMEM;
@@ -71,7 +73,9 @@ k8s_call_create(struct k8s_creds *creds, uint32_t token_refresh, char *err, size
 	if (c == NULL)
 		goto fail;
 	k8s_curl_init();
-	c->token_refresh = token_refresh != 0 ? token_refresh : 60;
+	c->token_refresh = conf->token_refresh != 0 ? conf->token_refresh : 60;
+	c->log.fn = conf->log;
+	c->log.arg = conf->log_arg;
 	c->token_read_ms = sg_mono_ms();
 	c->easy = curl_easy_init();
 	if (c->easy == NULL)
@@ -115,7 +119,7 @@ sg_k8s_call_create(const struct sg_k8s_conf *conf, char *err, size_t errlen)
 		errno = -rc;
 		return NULL;
 	}
-	c = k8s_call_create(&creds, conf->token_refresh, err, errlen);
+	c = k8s_call_create(conf, &creds, err, errlen);
 	if (c == NULL) {
 		rc = errno;
 		k8s_creds_clear(&creds);
@@ -141,63 +145,6 @@ sg_k8s_call_server(const struct sg_k8s_call *c)
 	return c != NULL && c->creds.server != NULL ? c->creds.server : "";
 }
 
-/*
- * kubelet rotates projected tokens: read the file again now and then, and
- * after a 401, as client-go.
- */
-static void
-refresh_token(struct sg_k8s_call *c, int force)
-{
-	uint64_t now = sg_mono_ms();
-	char err[400], *tok;
-
-	if (c->creds.token_file == NULL ||
-	    (!force && now - c->token_read_ms < c->token_refresh * 1000ull))
-		return;
-	c->token_read_ms = now;
-	if (k8s_creds_read_token(c->creds.token_file, &tok, err, sizeof(err)) < 0)
-		return;		/* the last token read is kept */
-	free(c->creds.token);
-	c->creds.token = tok;
-}
-
-static struct curl_slist *
-headers(const struct sg_k8s_call *c, const char *content_type)
-{
-	static const char bearer[] = "Authorization: Bearer ";
-	struct curl_slist *h = curl_slist_append(NULL, "Accept: application/json"), *n = h;
-
-	if (n != NULL)
-		n = curl_slist_append(h, "User-Agent: svcgw/0.1");
-	if (n != NULL && content_type != NULL) {
-		char *hdr = malloc(sizeof("Content-Type: ") + strlen(content_type));
-
-		n = NULL;
-		if (hdr != NULL) {
-			strcpy(hdr, "Content-Type: ");
-			strcat(hdr, content_type);
-			n = curl_slist_append(h, hdr);
-			free(hdr);
-		}
-	}
-	if (n != NULL && c->creds.token != NULL) {
-		char *hdr = malloc(sizeof(bearer) + strlen(c->creds.token));
-
-		n = NULL;
-		if (hdr != NULL) {
-			strcpy(hdr, bearer);
-			strcat(hdr, c->creds.token);
-			n = curl_slist_append(h, hdr);
-			free(hdr);
-		}
-	}
-	if (n == NULL) {
-		curl_slist_free_all(h);
-		return NULL;
-	}
-	return h;
-}
-
 int
 k8s_call_do(struct sg_k8s_call *c, const char *method, const char *path,
 	    const char *content_type, const char *body, uint32_t timeout_ms, char **resp,
@@ -215,9 +162,9 @@ k8s_call_do(struct sg_k8s_call *c, const char *method, const char *path,
 		err[0] = '\0';
 	if (c == NULL || method == NULL || path == NULL || path[0] != '/' || resp == NULL)
 		return -EINVAL;
-	refresh_token(c, 0);
+	k8s_creds_refresh_token(&c->creds, &c->token_read_ms, c->token_refresh, 0, &c->log);
 	url = malloc(strlen(c->creds.server) + strlen(path) + 1);
-	h = headers(c, content_type);
+	h = k8s_creds_headers(&c->creds, content_type);
 	if (url == NULL || h == NULL) {
 		free(url);
 		curl_slist_free_all(h);
@@ -255,7 +202,8 @@ k8s_call_do(struct sg_k8s_call *c, const char *method, const char *path,
 	}
 	curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &code);
 	if (code == 401)
-		refresh_token(c, 1);
+		k8s_creds_refresh_token(&c->creds, &c->token_read_ms, c->token_refresh, 1,
+					&c->log);
 	*resp = malloc(c->len + 1);
 	if (*resp == NULL)
 		goto nomem;

@@ -256,8 +256,7 @@ static int
 stream_start(struct stream *s)
 {
 	struct k8s_client *c = s->c;
-	static const char bearer[] = "Authorization: Bearer ";
-	struct curl_slist *h = NULL, *n;
+	struct curl_slist *h;
 	char *path, *url;
 	int rc = -ENOMEM;
 
@@ -272,24 +271,9 @@ stream_start(struct stream *s)
 		goto free_path;
 	strcpy(url, c->creds.server);
 	strcat(url, path);
-	h = curl_slist_append(NULL, "Accept: application/json");
-	n = h != NULL ? curl_slist_append(h, "User-Agent: svcgw/0.1") : NULL;
-	if (n != NULL && c->creds.token != NULL) {
-		char *hdr = malloc(sizeof(bearer) + strlen(c->creds.token));
-
-		if (hdr != NULL) {
-			strcpy(hdr, bearer);
-			strcat(hdr, c->creds.token);
-			n = curl_slist_append(h, hdr);
-			free(hdr);
-		} else {
-			n = NULL;
-		}
-	}
-	if (n == NULL) {
-		curl_slist_free_all(h);
+	h = k8s_creds_headers(&c->creds, NULL);
+	if (h == NULL)
 		goto free_url;
-	}
 	curl_slist_free_all(s->headers);
 	s->headers = h;
 	s->watching = !s->need_list;
@@ -564,29 +548,6 @@ stream_done(struct stream *s, CURLcode result)
 /* ---- the thread ---------------------------------------------------------- */
 
 static void
-refresh_token(struct k8s_client *c, uint64_t now)
-{
-	char err[400], *tok;
-
-	if (c->creds.token_file == NULL || (c->token_read_ms != 0 &&
-					    now - c->token_read_ms < c->token_refresh * 1000ull))
-		return;
-	c->token_read_ms = now;
-	if (k8s_creds_read_token(c->creds.token_file, &tok, err, sizeof(err)) < 0) {
-		k8s_logf(&c->log, SG_K8S_LOG_WARNING, "%s; the last token read is kept", err);
-		return;
-	}
-	if (c->creds.token != NULL && strcmp(tok, c->creds.token) == 0) {
-		free(tok);
-		return;
-	}
-	free(c->creds.token);
-	c->creds.token = tok;
-	k8s_logf(&c->log, SG_K8S_LOG_INFO, "token %s read again: it changed",
-		 c->creds.token_file);
-}
-
-static void
 publish(struct k8s_client *c)
 {
 	int mode = c->ops.take_mode(c->ops.arg), rc;
@@ -640,7 +601,7 @@ client_main(void *arg)
 		int running, left, timeout = POLL_MAX_MS;
 		CURLMsg *msg;
 
-		refresh_token(c, now);
+		k8s_creds_refresh_token(&c->creds, &c->token_read_ms, c->token_refresh, 0, &c->log);
 		for (unsigned int r = 0; r < SG_K8S_RESOURCE_COUNT; r++) {
 			struct stream *s = &c->streams[r];
 

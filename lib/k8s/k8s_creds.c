@@ -10,7 +10,9 @@
  *
  * Credential plugins (exec, auth-provider) and basic authentication are
  * refused with a clear error: svcgw runs unattended and links no plugin
- * runtime. Not here: using the credentials (k8s_client.c).
+ * runtime. Here too, what every request does with them: the headers, and
+ * the token file read again (k8s_creds_headers(), k8s_creds_refresh_token()).
+ * Not here: the requests (k8s_client.c, k8s_call.c).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -20,6 +22,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <curl/curl.h>
 
 #include "k8s_private.h"
 
@@ -219,6 +223,64 @@ k8s_creds_clear(struct k8s_creds *c)
 	free(c->token_file);
 	free(c->origin);
 	memset(c, 0, sizeof(*c));
+}
+
+/* ---- using them ---------------------------------------------------------- */
+
+/* Append "name" "value" as one header; NULL (h freed) if out of memory. */
+static struct curl_slist *
+header_append(struct curl_slist *h, const char *name, const char *value)
+{
+	char *hdr = malloc(strlen(name) + strlen(value) + 1);
+	struct curl_slist *n = NULL;
+
+	if (hdr != NULL) {
+		strcpy(hdr, name);
+		strcat(hdr, value);
+		n = curl_slist_append(h, hdr);
+		free(hdr);
+	}
+	if (n == NULL)
+		curl_slist_free_all(h);
+	return n;
+}
+
+struct curl_slist *
+k8s_creds_headers(const struct k8s_creds *c, const char *content_type)
+{
+	struct curl_slist *h = curl_slist_append(NULL, "Accept: application/json");
+
+	if (h != NULL)
+		h = header_append(h, "User-Agent: ", "svcgw/0.1");
+	if (h != NULL && content_type != NULL)
+		h = header_append(h, "Content-Type: ", content_type);
+	if (h != NULL && c->token != NULL)
+		h = header_append(h, "Authorization: Bearer ", c->token);
+	return h;
+}
+
+void
+k8s_creds_refresh_token(struct k8s_creds *c, uint64_t *read_ms, uint32_t every_s, int force,
+			const struct k8s_log *log)
+{
+	uint64_t now = sg_mono_ms();
+	char err[400], *tok;
+
+	if (c->token_file == NULL ||
+	    (!force && *read_ms != 0 && now - *read_ms < every_s * 1000ull))
+		return;
+	*read_ms = now;
+	if (k8s_creds_read_token(c->token_file, &tok, err, sizeof(err)) < 0) {
+		k8s_logf(log, SG_K8S_LOG_WARNING, "%s; the last token read is kept", err);
+		return;
+	}
+	if (c->token != NULL && strcmp(tok, c->token) == 0) {
+		free(tok);
+		return;
+	}
+	free(c->token);
+	c->token = tok;
+	k8s_logf(log, SG_K8S_LOG_INFO, "token %s read again: it changed", c->token_file);
 }
 
 static char *

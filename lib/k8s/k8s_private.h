@@ -134,6 +134,25 @@ void k8s_creds_clear(struct k8s_creds *c);
  * (-EINVAL for an empty file).
  */
 int k8s_creds_read_token(const char *path, char **token, char *err, size_t errlen);
+
+/*
+ * Using the credentials, the same way for the watches (k8s_client.c) and
+ * single requests (k8s_call.c).
+ *
+ * The headers of every request: Accept (JSON), User-Agent, Content-Type if
+ * content_type is not NULL, the bearer token if any. NULL: out of memory.
+ */
+struct curl_slist;
+struct curl_slist *k8s_creds_headers(const struct k8s_creds *c, const char *content_type);
+/*
+ * kubelet rotates projected tokens: read the token file again (if there is
+ * one) when force is set (after a 401, as client-go), when *read_ms is 0,
+ * or every every_s seconds since *read_ms. A file that cannot be read
+ * keeps the last token, with a warning; a changed token is logged.
+ */
+struct k8s_log;
+void k8s_creds_refresh_token(struct k8s_creds *c, uint64_t *read_ms, uint32_t every_s,
+			     int force, const struct k8s_log *log);
 /* Decode standard base64 (white space ignored). 0, -EINVAL, or -ENOMEM. */
 int k8s_base64_decode(const char *s, struct k8s_blob *out);
 
@@ -343,12 +362,13 @@ char *k8s_client_request_path(unsigned int res, int watch, const char *rv, const
 /* ---- single requests (k8s_call.c) --------------------------------------- */
 
 /*
- * sg_k8s_call_create() with credentials already loaded: creds is taken
- * over on success (and zeroed), left to the caller on failure. NULL with
- * errno: ENOMEM, or EINVAL with err naming what libcurl refused (TLS).
+ * sg_k8s_call_create() with credentials already loaded (conf gives the
+ * token refresh and the log): creds is taken over on success (and zeroed),
+ * left to the caller on failure. NULL with errno: ENOMEM, or EINVAL with
+ * err naming what libcurl refused (TLS).
  */
-struct sg_k8s_call *k8s_call_create(struct k8s_creds *creds, uint32_t token_refresh, char *err,
-				    size_t errlen);
+struct sg_k8s_call *k8s_call_create(const struct sg_k8s_conf *conf, struct k8s_creds *creds,
+				    char *err, size_t errlen);
 
 /*
  * sg_k8s_call() with the Content-Type of body given (NULL: no header): the

@@ -128,7 +128,7 @@ k8s_writer_create(const struct sg_k8s_conf *conf, struct k8s_creds *creds,
 		rc = ENOMEM;
 		goto destroy_lock;
 	}
-	w->call = k8s_call_create(creds, conf->token_refresh, err, sizeof(err));
+	w->call = k8s_call_create(conf, creds, err, sizeof(err));
 	if (w->call == NULL) {
 		rc = errno;
 		k8s_logf(&w->log, SG_K8S_LOG_ERR, "writer: %s", err[0] != '\0' ? err :

@@ -30,6 +30,8 @@
 
 #include <cmocka.h>
 
+#include <curl/curl.h>
+
 #include "sg_common.h"
 #include "conf.h"
 #include "k8s.h"
@@ -2266,6 +2268,90 @@ test_model_args(void **state)
 
 /* ---- main ---------------------------------------------------------------- */
 
+/* ---- using the credentials: headers, token re-read ---------------------------- */
+
+struct logged {
+	unsigned int level;
+	char msg[512];
+	unsigned int n;
+};
+
+static void
+log_keep(void *arg, unsigned int level, const char *msg)
+{
+	struct logged *l = arg;
+
+	l->level = level;
+	snprintf(l->msg, sizeof(l->msg), "%s", msg);
+	l->n++;
+}
+
+/* The headers, one string, "|" between them. */
+static void
+headers_str(struct curl_slist *h, char *buf, size_t size)
+{
+	buf[0] = '\0';
+	for (struct curl_slist *n = h; n != NULL; n = n->next)
+		snprintf(buf + strlen(buf), size - strlen(buf), "%s%s", buf[0] ? "|" : "", n->data);
+	curl_slist_free_all(h);
+}
+
+static void
+test_creds_use(void **state)
+{
+	struct k8s_creds c;
+	struct logged seen = { 0 };
+	struct k8s_log log = { log_keep, &seen };
+	char path[PATH_MAX], buf[PATH_MAX + 64];
+	uint64_t read_ms;
+
+	(void)state;
+	memset(&c, 0, sizeof(c));
+	headers_str(k8s_creds_headers(&c, NULL), buf, sizeof(buf));
+	assert_string_equal(buf, "Accept: application/json|User-Agent: svcgw/0.1");
+	c.token = strdup("tok-a");
+	headers_str(k8s_creds_headers(&c, "application/merge-patch+json"), buf, sizeof(buf));
+	assert_string_equal(buf, "Accept: application/json|User-Agent: svcgw/0.1|"
+			    "Content-Type: application/merge-patch+json|Authorization: Bearer tok-a");
+
+	/* No token file: nothing to read again, whatever is asked. */
+	read_ms = 0;
+	k8s_creds_refresh_token(&c, &read_ms, 60, 1, &log);
+	assert_string_equal(c.token, "tok-a");
+	assert_int_equal(read_ms, 0);
+
+	write_file(path, sizeof(path), "rot.tok", "tok-a\n");
+	c.token_file = strdup(path);
+	/* Not due: not read, though the file changed. */
+	read_ms = sg_mono_ms();
+	write_file(path, sizeof(path), "rot.tok", "tok-b\n");
+	k8s_creds_refresh_token(&c, &read_ms, 60, 0, &log);
+	assert_string_equal(c.token, "tok-a");
+	assert_int_equal(seen.n, 0);
+	/* After a 401 (force): read, and said. */
+	k8s_creds_refresh_token(&c, &read_ms, 60, 1, &log);
+	assert_string_equal(c.token, "tok-b");
+	assert_int_equal(seen.level, SG_K8S_LOG_INFO);
+	snprintf(buf, sizeof(buf), "token %s read again: it changed", path);
+	assert_string_equal(seen.msg, buf);
+	/* read_ms 0 is due too; the same token says nothing. */
+	read_ms = 0;
+	k8s_creds_refresh_token(&c, &read_ms, 60, 0, &log);
+	assert_int_equal(seen.n, 1);
+	assert_true(read_ms != 0);
+	/* Gone: the last token stays, with a warning. */
+	assert_int_equal(unlink(path), 0);
+	k8s_creds_refresh_token(&c, &read_ms, 60, 1, &log);
+	assert_string_equal(c.token, "tok-b");
+	assert_int_equal(seen.n, 2);
+	assert_int_equal(seen.level, SG_K8S_LOG_WARNING);
+	assert_non_null(strstr(seen.msg, "the last token read is kept"));
+	/* Without a log, the same, silently. */
+	k8s_creds_refresh_token(&c, &read_ms, 60, 1, NULL);
+	assert_string_equal(c.token, "tok-b");
+	k8s_creds_clear(&c);
+}
+
 static int
 setup(void **state)
 {
@@ -2313,6 +2399,7 @@ main(void)
 		cmocka_unit_test(test_kubeconfig_files),
 		cmocka_unit_test(test_kubeconfig_valid),
 		cmocka_unit_test(test_in_cluster),
+		cmocka_unit_test(test_creds_use),
 		cmocka_unit_test(test_credential_selection),
 		cmocka_unit_test(test_map),
 		cmocka_unit_test(test_queue),
