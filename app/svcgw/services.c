@@ -497,15 +497,14 @@ compile_desc(const struct sg_conf *c, const struct desc *d, uint32_t svc, struct
 				int rc;
 
 				if (cs->n == cs->cap) {
-					uint32_t cap = cs->cap ? 2 * cs->cap : 8;
-					struct compiled *v = realloc(cs->v, cap * sizeof(*v));
+					struct compiled *v = sg_array_grow(cs->v, &cs->cap,
+									   sizeof(*v), 8);
 
 					if (v == NULL) {
 						snprintf(why, whylen, "out of memory");
 						return -ENOMEM;
 					}
 					cs->v = v;
-					cs->cap = cap;
 				}
 				e = &cs->v[cs->n];
 				rc = compile(c, d, p, families[f], vips, np, e, why, whylen);
@@ -777,13 +776,11 @@ rec_new(struct app_services *s, struct unit *u, const char *name, uint32_t id)
 	if (r->name == NULL)
 		goto free_rec;
 	if (u->n_recs == u->cap_recs) {
-		uint32_t cap = u->cap_recs ? 2 * u->cap_recs : 4;
-		struct rec **v = realloc(u->recs, cap * sizeof(*v));
+		struct rec **v = sg_array_grow(u->recs, &u->cap_recs, sizeof(*v), 4);
 
 		if (v == NULL)
 			goto free_rec;
 		u->recs = v;
-		u->cap_recs = cap;
 	}
 	r->unit = u;
 	r->id = id;

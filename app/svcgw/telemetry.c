@@ -498,13 +498,11 @@ collect_neigh(const struct sg_neigh_info *info, void *arg)
 	struct neigh_list *l = arg;
 
 	if (l->n == l->cap) {
-		uint32_t cap = l->cap ? 2 * l->cap : 64;
-		struct sg_neigh_info *v = realloc(l->v, cap * sizeof(*v));
+		struct sg_neigh_info *v = sg_array_grow(l->v, &l->cap, sizeof(*v), 64);
 
 		if (v == NULL)
 			return -ENOMEM;
 		l->v = v;
-		l->cap = cap;
 	}
 	l->v[l->n++] = *info;
 	return 0;
@@ -693,13 +691,11 @@ collect_skipped(const char *key, const char *state, const char *why, void *arg)
 	struct skipped_list *l = arg;
 
 	if (l->n == l->cap) {
-		uint32_t cap = l->cap ? 2 * l->cap : 32;
-		struct skipped_row *v = realloc(l->v, cap * sizeof(*v));
+		struct skipped_row *v = sg_array_grow(l->v, &l->cap, sizeof(*v), 32);
 
 		if (v == NULL)
 			return -ENOMEM;
 		l->v = v;
-		l->cap = cap;
 	}
 	snprintf(l->v[l->n].key, sizeof(l->v[l->n].key), "%s", key);
 	l->v[l->n].state = state;

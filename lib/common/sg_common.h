@@ -8,6 +8,7 @@
 #define SG_COMMON_H
 
 #include <stdint.h>
+#include <stdlib.h>
 #include <time.h>
 
 /* Packets handled per rx burst; every per-burst array is this long. */
@@ -29,6 +30,21 @@ sg_mono_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/*
+ * A growable array that is full, twice as large (`first` elements when it
+ * had none): the new array, *cap updated; NULL with v and *cap unchanged.
+ */
+static inline void *
+sg_array_grow(void *v, uint32_t *cap, size_t size, uint32_t first)
+{
+	uint32_t n = *cap ? 2 * *cap : first;
+	void *nv = realloc(v, (size_t)n * size);
+
+	if (nv != NULL)
+		*cap = n;
+	return nv;
 }
 
 #endif /* SG_COMMON_H */
