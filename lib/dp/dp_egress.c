@@ -136,32 +136,6 @@ dp_tx_too_big(struct sg_dp_worker *w, uint8_t port, struct rte_mbuf *m)
 		dp_tx(w, port, out[i]);
 }
 
-/* Fibonacci hashing of the address' last word: the top bits of a multiplication. */
-static struct dp_nh_entry *
-nh_slot(struct sg_dp_worker *w, uint8_t family, const void *dst)
-{
-	uint32_t word;
-
-	memcpy(&word, (const uint8_t *)dst + (family == 6 ? 12 : 0), 4);
-	return &w->nh_cache[(rte_be_to_cpu_32(word) * 2654435761u) >>
-			    (32 - __builtin_ctz(DP_NH_CACHE))];
-}
-
-static bool
-nh_hit(const struct sg_dp_worker *w, const struct dp_nh_entry *e, uint8_t family,
-       const void *dst, uint8_t prefer)
-{
-	if (e->gen != w->nh_gen || e->family != family || e->prefer != prefer)
-		return false;
-	if (family == 4) {
-		uint32_t a;
-
-		memcpy(&a, dst, 4);
-		return a == e->dst.a32[0];
-	}
-	return memcmp(e->dst.a8, dst, 16) == 0;
-}
-
 /*
  * The next hop's MAC for a packet whose source MAC is set: 0 with *mac, or
  * the packet was handed to the control thread to wait for resolution, or
@@ -199,21 +173,14 @@ nh_mac(struct sg_dp_worker *w, struct rte_mbuf *m, uint8_t port, uint8_t family,
  * writing the destination MAC: the source MAC is ours from here on.
  */
 void
-dp_egress(struct sg_dp_worker *w, struct rte_mbuf *m, uint8_t family, const void *dst,
-	  uint8_t prefer)
+dp_egress_miss(struct sg_dp_worker *w, struct rte_mbuf *m, uint8_t family, const void *dst,
+	       uint8_t prefer, struct dp_nh_entry *e)
 {
 	const struct sg_dp_ctx *ctx = w->ctx;
-	struct dp_nh_entry *e = nh_slot(w, family, dst);
 	struct rte_ether_addr mac;
 	union sg_pkt_addr nh;
 	int port;
 
-	if (sg_likely(nh_hit(w, e, family, dst, prefer))) {
-		sg_pkt_eth_set_macs(dp_frame(m), e->mac.addr_bytes,
-				    ctx->ports[e->port].mac.addr_bytes);
-		dp_tx_fit(w, e->port, m);
-		return;
-	}
 	port = sg_dp_route(ctx, family, dst, prefer, &nh);
 	if (sg_unlikely(port < 0)) {
 		dp_drop(w, m, SG_DP_C_drop_no_route);

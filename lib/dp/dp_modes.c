@@ -347,12 +347,13 @@ dp_forward(struct sg_dp_worker *w, struct rte_mbuf *m, const struct sg_pkt_info 
 	if (sg_unlikely(pi->ip_end - pi->l3_off > w->mtu_out[dir]) &&
 	    refuse_too_big(w, m, pi, w->mtu_out[dir], now))
 		return;
-	if (sg_unlikely(!dp_hop(m, pi))) {
+	if (sg_unlikely(!dp_hop_left(m, pi))) {
 		dp_drop(w, m, SG_DP_C_drop_ttl);
 		return;
 	}
 	if (sg_likely(sg_pkt_nat4_fast_ok(pi))) {
-		sg_pkt_nat4_fast(dp_frame(m), pi, x.src, x.sport, x.dst, x.dport);
+		/* The TTL drops in the same header checksum update. */
+		sg_pkt_nat4_fast(dp_frame(m), pi, x.src, x.sport, x.dst, x.dport, x.csum, true);
 	} else {
 		struct sg_pkt_nat nat = {
 			.flags = SG_PKT_NAT_SRC | SG_PKT_NAT_DST,
@@ -360,6 +361,7 @@ dp_forward(struct sg_dp_worker *w, struct rte_mbuf *m, const struct sg_pkt_info 
 			.dport = x.dport,
 		};
 
+		(void)dp_hop(m, pi);	/* its TTL was checked above */
 		memcpy(nat.src.a8, x.src, dp_addr_len(f->family));
 		memcpy(nat.dst.a8, x.dst, dp_addr_len(f->family));
 		if (sg_unlikely(sg_pkt_nat(dp_frame(m), pi, &nat) != 0)) {

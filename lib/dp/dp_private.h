@@ -269,18 +269,70 @@ dp_tx_fit(struct sg_dp_worker *w, uint8_t port, struct rte_mbuf *m)
 	else
 		dp_tx_too_big(w, port, m);
 }
+
+/* The next-hop cache's slot for dst: Fibonacci hashing of the address' last word. */
+static inline struct dp_nh_entry *
+dp_nh_slot(struct sg_dp_worker *w, uint8_t family, const void *dst)
+{
+	uint32_t word;
+
+	memcpy(&word, (const uint8_t *)dst + (family == 6 ? 12 : 0), 4);
+	return &w->nh_cache[(rte_be_to_cpu_32(word) * 2654435761u) >>
+			    (32 - __builtin_ctz(DP_NH_CACHE))];
+}
+
+static inline bool
+dp_nh_hit(const struct sg_dp_worker *w, const struct dp_nh_entry *e, uint8_t family,
+	  const void *dst, uint8_t prefer)
+{
+	if (e->gen != w->nh_gen || e->family != family || e->prefer != prefer)
+		return false;
+	if (family == 4) {
+		uint32_t a;
+
+		memcpy(&a, dst, 4);
+		return a == e->dst.a32[0];
+	}
+	return memcmp(e->dst.a8, dst, 16) == 0;
+}
+
+/* dp_egress.c: dp_egress() of a packet whose next hop is not in slot e of the cache. */
+void dp_egress_miss(struct sg_dp_worker *w, struct rte_mbuf *m, uint8_t family,
+		    const void *dst, uint8_t prefer, struct dp_nh_entry *e);
+
 /*
  * Send the IP packet in m (its Ethernet header in place) toward dst of
  * family: egress port and next hop by route and the next-hop cache, MACs
  * written. Without a MAC yet the packet waits at the control thread.
  */
-void dp_egress(struct sg_dp_worker *w, struct rte_mbuf *m, uint8_t family, const void *dst,
-	       uint8_t prefer);
+static inline void
+dp_egress(struct sg_dp_worker *w, struct rte_mbuf *m, uint8_t family, const void *dst,
+	  uint8_t prefer)
+{
+	struct dp_nh_entry *e = dp_nh_slot(w, family, dst);
+
+	if (sg_likely(dp_nh_hit(w, e, family, dst, prefer))) {
+		sg_pkt_eth_set_macs(dp_frame(m), e->mac.addr_bytes,
+				    w->ctx->ports[e->port].mac.addr_bytes);
+		dp_tx_fit(w, e->port, m);
+		return;
+	}
+	dp_egress_miss(w, m, family, dst, prefer, e);
+}
+
 /*
  * As dp_egress() for dsr-l2: the packet goes to dst's own MAC on the port
  * whose prefix holds dst, unchanged; dst off-link is dropped and counted.
  */
 void dp_egress_l2(struct sg_dp_worker *w, struct rte_mbuf *m, uint8_t family, const void *dst);
+
+/* Whether a router may forward the packet: its TTL or hop limit is above 1 (RFC 1812 §5.3.1). */
+static inline bool
+dp_hop_left(struct rte_mbuf *m, const struct sg_pkt_info *pi)
+{
+	return dp_frame(m)[pi->l3_off + (pi->l3 == SG_PKT_L3_IPV6 ? 7 : 8)] > 1;
+}
+
 /* Decrement the TTL or hop limit as a router (RFC 1812 §5.3.1); false: it ran out. */
 static inline bool
 dp_hop(struct rte_mbuf *m, const struct sg_pkt_info *pi)
@@ -288,14 +340,12 @@ dp_hop(struct rte_mbuf *m, const struct sg_pkt_info *pi)
 	uint8_t *l3 = dp_frame(m) + pi->l3_off;
 	uint16_t old, new, csum;
 
+	if (sg_unlikely(!dp_hop_left(m, pi)))
+		return false;
 	if (pi->l3 == SG_PKT_L3_IPV6) {
-		if (sg_unlikely(l3[7] <= 1))
-			return false;
 		l3[7]--;
 		return true;
 	}
-	if (sg_unlikely(l3[8] <= 1))
-		return false;
 	memcpy(&old, l3 + 8, 2);	/* TTL and protocol: one 16-bit word */
 	l3[8]--;
 	memcpy(&new, l3 + 8, 2);

@@ -19,6 +19,7 @@
 #include <rte_ip.h>
 #include <rte_malloc.h>
 #include <rte_mbuf.h>
+#include <rte_prefetch.h>
 #include <rte_rcu_qsbr.h>
 #include <rte_ring.h>
 
@@ -372,6 +373,12 @@ sg_dp_worker_process(struct sg_dp_worker *w, struct rte_mbuf **pkts, unsigned in
 	dp_egress_mtus(w);
 	/* Read before any lookup of this burst: see sg_svc_serving_epoch(). */
 	w->svc_epoch = (uint16_t)sg_svc_serving_epoch(w->ctx->svc);
+	/*
+	 * Every header of the burst at once: they arrive cold (written by the
+	 * NIC, or by another core), and classify() would wait for each in turn.
+	 */
+	for (unsigned int i = 0; i < n; i++)
+		rte_prefetch0(rte_pktmbuf_mtod(pkts[i], void *));
 	for (unsigned int i = 0; i < n; i++) {
 		struct rte_mbuf *m = pkts[i];
 

@@ -675,8 +675,17 @@ sg_flow_insert(struct sg_flow_table *t, const struct sg_flow_key *fwd,
 		}
 	}
 	if (rev != NULL) {
+		uint32_t alen = v6 ? 16 : 4;
+
 		f->port[SG_FLOW_REV_SRC] = rev->sport;
 		f->port[SG_FLOW_REV_DST] = rev->dport;
+		/* Forward packets become the reverse tuple swapped, replies the forward one. */
+		f->csum[SG_FLOW_DIR_FWD] = sg_pkt_nat_csum(alen, fwd->src, fwd->dst, fwd->sport,
+							   fwd->dport, rev->dst, rev->src,
+							   rev->dport, rev->sport);
+		f->csum[SG_FLOW_DIR_REV] = sg_pkt_nat_csum(alen, rev->src, rev->dst, rev->sport,
+							   rev->dport, fwd->dst, fwd->src,
+							   fwd->dport, fwd->sport);
 	}
 
 	/*

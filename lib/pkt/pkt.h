@@ -386,48 +386,73 @@ sg_pkt_nat4_fast_ok(const struct sg_pkt_info *pi)
 }
 
 /*
+ * What rewriting a packet's addresses and ports does to its checksums, the
+ * same for every packet of a translated flow, so worked out once per flow:
+ * RFC 1624 eqn. 3's ~m + m' terms of the addresses (for the IPv4 header
+ * checksum) and of the addresses and ports (for the TCP or UDP checksum,
+ * whose pseudo-header holds the addresses), folded to 16 bits.
+ */
+struct sg_pkt_nat_csum {
+	uint16_t l3;
+	uint16_t l4;
+};
+
+/*
+ * The checksum change of rewriting (old_src, old_dst, old_sport, old_dport)
+ * to (src, dst, sport, dport); addresses of alen bytes (4 or 16), ports in
+ * network order.
+ */
+static inline struct sg_pkt_nat_csum
+sg_pkt_nat_csum(uint32_t alen, const void *old_src, const void *old_dst, uint16_t old_sport,
+		uint16_t old_dport, const void *src, const void *dst, uint16_t sport,
+		uint16_t dport)
+{
+	uint32_t d = sg_csum_delta(sg_csum_delta(0, old_src, src, alen), old_dst, dst, alen);
+	struct sg_pkt_nat_csum c = { .l3 = sg_csum_fold(d) };
+
+	d += (uint16_t)~old_sport + (uint32_t)sport + (uint16_t)~old_dport + (uint32_t)dport;
+	c.l4 = sg_csum_fold(d);
+	return c;
+}
+
+/*
  * sg_pkt_nat() with both SG_PKT_NAT_SRC and SG_PKT_NAT_DST, inline, for a
- * packet sg_pkt_nat4_fast_ok() accepts: both addresses and both ports
- * rewritten, one RFC 1624 delta for the IPv4 header checksum and the same
- * delta plus the ports' for the TCP or UDP checksum (an IPv4 UDP checksum
- * of 0 stays 0, a result of 0 is sent as 0xffff, RFC 768). Same bytes as
- * sg_pkt_nat(); addresses and ports in network order.
+ * packet sg_pkt_nat4_fast_ok() accepts, with the checksum change csum of
+ * sg_pkt_nat_csum() from the packet's addresses and ports to these: both
+ * addresses and both ports rewritten, the IPv4 header and the TCP or UDP
+ * checksum updated (an IPv4 UDP checksum of 0 stays 0, a result of 0 is
+ * sent as 0xffff, RFC 768). With hop, the TTL is also decremented, as a
+ * router does (RFC 1812 §5.3.1), in the same header checksum update; the
+ * caller made sure it is above 1. Addresses and ports in network order.
  */
 static inline void
 sg_pkt_nat4_fast(uint8_t *buf, const struct sg_pkt_info *pi, const void *src, uint16_t sport,
-		 const void *dst, uint16_t dport)
+		 const void *dst, uint16_t dport, struct sg_pkt_nat_csum csum, bool hop)
 {
+	/* The TTL/protocol word's change when the TTL drops by one: -0x0100 in network order. */
+	static const uint8_t ttl_one[2] = { 1, 0 };
 	uint8_t *ip = buf + pi->l3_off, *l4 = buf + pi->l4_off;
-	uint8_t *csum = l4 + (pi->l4_proto == 6 ? 16 : 6);
-	uint32_t os, od, ns, nd;
-	uint16_t osp, odp, c;
-	uint64_t d;
+	uint8_t *l4_csum = l4 + (pi->l4_proto == 6 ? 16 : 6);
+	uint32_t d3 = csum.l3;
+	uint16_t c, one;
 
-	memcpy(&os, ip + 12, 4);
-	memcpy(&od, ip + 16, 4);
-	memcpy(&ns, src, 4);
-	memcpy(&nd, dst, 4);
-	memcpy(&osp, l4, 2);
-	memcpy(&odp, l4 + 2, 2);
-	/*
-	 * RFC 1624 eqn. 3 on whole 32-bit words: their 16-bit halves add up the
-	 * same in a wider accumulator, folded once (RFC 1071 §2 (A), (C)).
-	 */
-	d = (uint64_t)(uint32_t)~os + ns + (uint32_t)~od + nd;
-	d = (d & 0xffffffff) + (d >> 32);
+	if (hop) {
+		memcpy(&one, ttl_one, 2);
+		d3 += (uint16_t)~one;
+		ip[8]--;
+	}
 	memcpy(&c, ip + 10, 2);
-	c = sg_csum_apply(c, (uint32_t)(d & 0xffff) + (uint32_t)(d >> 16));
+	c = sg_csum_apply(c, d3);
 	memcpy(ip + 10, &c, 2);
-	d += (uint16_t)~osp + (uint32_t)sport + (uint16_t)~odp + (uint32_t)dport;
-	memcpy(&c, csum, 2);
+	memcpy(&c, l4_csum, 2);
 	if (pi->l4_proto == 6 || c != 0) {
-		c = sg_csum_apply(c, (uint32_t)(d & 0xffff) + (uint32_t)(d >> 16));
+		c = sg_csum_apply(c, csum.l4);
 		if (pi->l4_proto == 17 && c == 0)
 			c = 0xffff;
-		memcpy(csum, &c, 2);
+		memcpy(l4_csum, &c, 2);
 	}
-	memcpy(ip + 12, &ns, 4);
-	memcpy(ip + 16, &nd, 4);
+	memcpy(ip + 12, src, 4);
+	memcpy(ip + 16, dst, 4);
 	memcpy(l4, &sport, 2);
 	memcpy(l4 + 2, &dport, 2);
 }

@@ -1957,11 +1957,33 @@ nat_rand(struct sg_pkt_nat *n, const struct tb_pkt *s)
 		n->sport = s->family == 4 ? 0 : 0xffff;	/* extreme values */
 }
 
+/* A 16-bit field as it sits in memory (network order), as the NAT calls take ports. */
+static uint16_t
+get16n(const uint8_t *p)
+{
+	uint16_t v;
+
+	memcpy(&v, p, 2);
+	return v;
+}
+
+/* The TTL decremented with the header checksum updated on its own (RFC 1624 eqn. 3). */
+static void
+ttl_down(uint8_t *ip)
+{
+	uint16_t old = get16n(ip + 8), c = get16n(ip + 10);
+
+	ip[8]--;
+	c = sg_csum_update16(c, old, get16n(ip + 8));
+	memcpy(ip + 10, &c, 2);
+}
+
 /*
  * The inline fast paths against the general code: sg_pkt_parse_fast() must
  * give sg_pkt_parse()'s verdict and info for any bytes, and
- * sg_pkt_nat4_fast() the bytes sg_pkt_nat() writes, on random packets of
- * every kind, mutated ones and cut ones.
+ * sg_pkt_nat4_fast() with the checksum change from sg_pkt_nat_csum() the
+ * bytes sg_pkt_nat() writes, and with the hop those and a TTL decremented
+ * on its own, on random packets of every kind, mutated ones and cut ones.
  */
 static void
 test_fast_paths(void **state)
@@ -1999,11 +2021,21 @@ test_fast_paths(void **state)
 			struct sg_pkt_nat nat;
 			uint8_t *c = dup_exact(b, len);
 
+			const uint8_t *ip = c + full.l3_off, *l4 = c + full.l4_off;
+			struct sg_pkt_nat_csum csum;
+			bool hop = i % 2 && b[full.l3_off + 8] > 1;
+
 			nat_rand(&nat, &s);
 			nat.flags = SG_PKT_NAT_SRC | SG_PKT_NAT_DST;
+			csum = sg_pkt_nat_csum(4, ip + 12, ip + 16, get16n(l4), get16n(l4 + 2),
+					       nat.src.a8, nat.dst.a8, nat.sport, nat.dport);
 			assert_int_equal(sg_pkt_nat(b, &full, &nat), 0);
-			sg_pkt_nat4_fast(c, &full, nat.src.a8, nat.sport, nat.dst.a8, nat.dport);
-			expect_same_bytes(c, b, len, "fast translation", i);
+			if (hop)
+				ttl_down(b + full.l3_off);
+			sg_pkt_nat4_fast(c, &full, nat.src.a8, nat.sport, nat.dst.a8, nat.dport, csum,
+					 hop);
+			expect_same_bytes(c, b, len, hop ? "fast translation and hop" :
+						  "fast translation", i);
 			free(c);
 			fast_nat++;
 		}
