@@ -203,18 +203,25 @@ encap_send(struct sg_dp_worker *w, struct rte_mbuf *m, const struct sg_pkt_info 
 		.ttl = DP_ENCAP_TTL,
 		.gue_port = ctx->gue_port,
 	};
-	uint32_t inner_len = pi->ip_end - pi->l3_off, hlen;
+	uint32_t inner_len = pi->ip_end - pi->l3_off, hlen = sg_pkt_encap_len(&e);
+	const struct dp_nh_entry *nhe = dp_nh_slot(w, family, backend);
+	/* The next hop's port and MAC: in the cache for all but a backend's first packets. */
+	bool cached = dp_nh_hit(w, nhe, family, backend, SG_DP_ROLE_INTERNAL);
 	union sg_pkt_addr nh;
 	uint8_t *frame;
-	int port = sg_dp_route(ctx, family, backend, SG_DP_ROLE_INTERNAL, &nh);
+	int port;
 
+	if (sg_likely(cached))
+		port = nhe->port;
+	else
+		port = sg_dp_route(ctx, family, backend, SG_DP_ROLE_INTERNAL, &nh);
 	memcpy(e.dst.a8, backend, dp_addr_len(family));
 	if (sg_unlikely(port < 0 || !encap_source(&ctx->ports[port], family, &e.src))) {
 		dp_drop(w, m, SG_DP_C_drop_no_route);
 		return;
 	}
-	if (sg_unlikely(sg_pkt_encap_exceeds_mtu(&e, inner_len, ctx->ports[port].mtu))) {
-		uint32_t fits = sg_pkt_encap_inner_mtu(&e, ctx->ports[port].mtu);
+	if (sg_unlikely(sg_pkt_encap_exceeds_mtu(hlen, inner_len, ctx->ports[port].mtu))) {
+		uint32_t fits = sg_pkt_encap_inner_mtu(hlen, ctx->ports[port].mtu);
 
 		if (pi->l3 == SG_PKT_L3_IPV4 && !(pi->flags & SG_PKT_F_DF))
 			encap_fragments(w, m, pi, mode, family, backend, hash, fits, now);
@@ -225,8 +232,7 @@ encap_send(struct sg_dp_worker *w, struct rte_mbuf *m, const struct sg_pkt_info 
 		return;
 	}
 	/* Ethernet padding is not part of the inner packet. */
-	rte_pktmbuf_trim(m, rte_pktmbuf_pkt_len(m) - pi->ip_end);
-	hlen = sg_pkt_encap_len(&e);
+	dp_trim_padding(m, pi);
 	frame = (uint8_t *)rte_pktmbuf_prepend(m, (uint16_t)hlen);
 	if (sg_unlikely(frame == NULL)) {
 		dp_drop(w, m, SG_DP_C_drop_xlate);
@@ -240,7 +246,10 @@ encap_send(struct sg_dp_worker *w, struct rte_mbuf *m, const struct sg_pkt_info 
 	frame[pi->l3_off - 2] = family == 4 ? 0x08 : 0x86;
 	frame[pi->l3_off - 1] = family == 4 ? 0x00 : 0xdd;
 	DP_COUNT(w, encap);
-	dp_egress(w, m, family, backend, SG_DP_ROLE_INTERNAL);
+	if (sg_likely(cached))
+		dp_egress_hit(w, m, nhe);
+	else
+		dp_egress(w, m, family, backend, SG_DP_ROLE_INTERNAL);
 }
 
 static inline bool
@@ -354,6 +363,8 @@ dp_forward(struct sg_dp_worker *w, struct rte_mbuf *m, const struct sg_pkt_info 
 	if (sg_likely(sg_pkt_nat4_fast_ok(pi))) {
 		/* The TTL drops in the same header checksum update. */
 		sg_pkt_nat4_fast(dp_frame(m), pi, x.src, x.sport, x.dst, x.dport, x.csum, true);
+	} else if (sg_likely(sg_pkt_nat6_fast_ok(pi))) {
+		sg_pkt_nat6_fast(dp_frame(m), pi, x.src, x.sport, x.dst, x.dport, x.csum, true);
 	} else {
 		struct sg_pkt_nat nat = {
 			.flags = SG_PKT_NAT_SRC | SG_PKT_NAT_DST,

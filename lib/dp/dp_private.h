@@ -296,6 +296,14 @@ dp_nh_hit(const struct sg_dp_worker *w, const struct dp_nh_entry *e, uint8_t fam
 	return memcmp(e->dst.a8, dst, 16) == 0;
 }
 
+/* dp_egress() of a packet whose next hop e of the cache holds. */
+static inline void
+dp_egress_hit(struct sg_dp_worker *w, struct rte_mbuf *m, const struct dp_nh_entry *e)
+{
+	sg_pkt_eth_set_macs(dp_frame(m), e->mac.addr_bytes, w->ctx->ports[e->port].mac.addr_bytes);
+	dp_tx_fit(w, e->port, m);
+}
+
 /* dp_egress.c: dp_egress() of a packet whose next hop is not in slot e of the cache. */
 void dp_egress_miss(struct sg_dp_worker *w, struct rte_mbuf *m, uint8_t family,
 		    const void *dst, uint8_t prefer, struct dp_nh_entry *e);
@@ -312,9 +320,7 @@ dp_egress(struct sg_dp_worker *w, struct rte_mbuf *m, uint8_t family, const void
 	struct dp_nh_entry *e = dp_nh_slot(w, family, dst);
 
 	if (sg_likely(dp_nh_hit(w, e, family, dst, prefer))) {
-		sg_pkt_eth_set_macs(dp_frame(m), e->mac.addr_bytes,
-				    w->ctx->ports[e->port].mac.addr_bytes);
-		dp_tx_fit(w, e->port, m);
+		dp_egress_hit(w, m, e);
 		return;
 	}
 	dp_egress_miss(w, m, family, dst, prefer, e);
@@ -331,6 +337,19 @@ static inline bool
 dp_hop_left(struct rte_mbuf *m, const struct sg_pkt_info *pi)
 {
 	return dp_frame(m)[pi->l3_off + (pi->l3 == SG_PKT_L3_IPV6 ? 7 : 8)] > 1;
+}
+
+/*
+ * Cut a one-segment frame (classify() linearises the others) to its IP
+ * datagram's end, dropping Ethernet padding: rte_pktmbuf_trim() would walk
+ * the segments, reading a second line of the mbuf for nothing.
+ */
+static inline void
+dp_trim_padding(struct rte_mbuf *m, const struct sg_pkt_info *pi)
+{
+	RTE_ASSERT(m->nb_segs == 1 && m->data_len >= pi->ip_end);
+	m->data_len = (uint16_t)pi->ip_end;
+	m->pkt_len = pi->ip_end;
 }
 
 /* Decrement the TTL or hop limit as a router (RFC 1812 §5.3.1); false: it ran out. */

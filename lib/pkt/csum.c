@@ -62,6 +62,23 @@ sg_pkt_ipv4_cksum(const uint8_t *ip)
 	uint32_t hlen = (uint32_t)(ip[0] & 0xf) * 4;
 	uint32_t sum;
 
+	if (hlen == 20) {
+		/*
+		 * No options, as nearly every header (and every outer header we
+		 * write): its words but the checksum's, straight-line, in 32-bit
+		 * words as sg_csum_partial() adds them (RFC 1071 §2 (C)).
+		 */
+		uint32_t w[5];
+		uint16_t ttl_proto;
+		uint64_t s;
+
+		memcpy(w, ip, 20);
+		memcpy(&ttl_proto, ip + 8, 2);
+		s = (uint64_t)w[0] + w[1] + ttl_proto + w[3] + w[4];
+		s = (s & 0xffffffff) + (s >> 32);
+		s = (s & 0xffffffff) + (s >> 32);
+		return (uint16_t)~sg_csum_fold((uint32_t)s);
+	}
 	sum = sg_csum_partial(ip, 10, 0);
 	sum = sg_csum_partial(ip + 12, hlen - 12, sum);
 	return (uint16_t)~sg_csum_fold(sum);

@@ -12,29 +12,6 @@
 
 #include "pkt_private.h"
 
-int
-sg_pkt_encap_check(const struct sg_pkt_encap *e)
-{
-	if (e->family != 4 && e->family != 6)
-		return -EINVAL;
-	if (e->type != SG_PKT_ENCAP_IPIP && e->type != SG_PKT_ENCAP_GUE)
-		return -EINVAL;
-	if (e->ttl == 0 || (e->flags & ~(SG_PKT_ENCAP_DF_SET | SG_PKT_ENCAP_UDP4_CSUM)))
-		return -EINVAL;
-	if (e->type == SG_PKT_ENCAP_GUE && e->gue_port == 0)
-		return -EINVAL;
-	return 0;
-}
-
-uint32_t
-sg_pkt_encap_len(const struct sg_pkt_encap *e)
-{
-	if (sg_unlikely(sg_pkt_encap_check(e) != 0))
-		return 0;
-	return (e->family == 4 ? IPV4_HLEN : IPV6_HLEN) +
-	       (e->type == SG_PKT_ENCAP_GUE ? UDP_HLEN : 0);
-}
-
 static void
 write_ipv4(uint8_t *ip, const struct sg_pkt_encap *e, uint32_t tot, uint8_t tos, uint8_t proto,
 	   int df, uint16_t id)

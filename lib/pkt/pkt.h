@@ -17,6 +17,7 @@
 #ifndef SG_PKT_H
 #define SG_PKT_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -141,12 +142,29 @@ struct sg_pkt_info {
  */
 enum sg_pkt_reason sg_pkt_parse(const uint8_t *buf, uint32_t len, struct sg_pkt_info *pi);
 
+/* sg_pkt_parse_fast()'s result for a TCP or UDP header at l4_off, straight after the IP header. */
+static inline void
+sg_pkt_fast_fill(struct sg_pkt_info *pi, const uint8_t *buf, uint8_t l3, uint16_t ethertype,
+		 uint32_t l4_off, uint32_t ip_end, uint8_t proto, uint16_t flags)
+{
+	memset(pi, 0, sizeof(*pi));
+	pi->l3_off = 14;
+	pi->l4_off = l4_off;
+	pi->ip_end = ip_end;
+	pi->ethertype = ethertype;
+	pi->flags = SG_PKT_F_L4 | flags;
+	memcpy(&pi->sport, buf + l4_off, 2);
+	memcpy(&pi->dport, buf + l4_off + 2, 2);
+	pi->l3 = l3;
+	pi->l4_proto = proto;
+}
+
 /*
  * sg_pkt_parse() inline for the packets a gateway mostly sees: untagged
- * IPv4 without options or fragmentation, carrying TCP or UDP. The
- * function call and the general walk cost more than the checks themselves;
- * everything else, and every packet the fast checks doubt, goes to
- * sg_pkt_parse(), with the same result.
+ * IPv4 without options or fragmentation, or IPv6 without extension
+ * headers, carrying TCP or UDP. The function call and the general walk
+ * cost more than the checks themselves; everything else, and every packet
+ * the fast checks doubt, goes to sg_pkt_parse(), with the same result.
  */
 static inline enum sg_pkt_reason
 sg_pkt_parse_fast(const uint8_t *buf, uint32_t len, struct sg_pkt_info *pi)
@@ -165,16 +183,25 @@ sg_pkt_parse_fast(const uint8_t *buf, uint32_t len, struct sg_pkt_info *pi)
 				ok = ((uint32_t)l4[4] << 8 | l4[5]) == avail;
 		}
 		if (sg_likely(ok)) {
-			memset(pi, 0, sizeof(*pi));
-			pi->l3_off = 14;
-			pi->l4_off = 34;
-			pi->ip_end = 14 + tot;
-			pi->ethertype = 0x0800;
-			pi->flags = SG_PKT_F_L4 | (fo & 0x4000 ? SG_PKT_F_DF : 0);
-			memcpy(&pi->sport, l4, 2);
-			memcpy(&pi->dport, l4 + 2, 2);
-			pi->l3 = SG_PKT_L3_IPV4;
-			pi->l4_proto = proto;
+			sg_pkt_fast_fill(pi, buf, SG_PKT_L3_IPV4, 0x0800, 34, 14 + tot, proto,
+					 fo & 0x4000 ? SG_PKT_F_DF : 0);
+			return SG_PKT_OK;
+		}
+	} else if (len >= 14 + 40 + 8 && buf[12] == 0x86 && buf[13] == 0xdd && (buf[14] >> 4) == 6) {
+		const uint8_t *ip = buf + 14, *l4 = buf + 54;
+		uint32_t plen = (uint32_t)ip[4] << 8 | ip[5];
+		uint8_t proto = ip[6];
+		bool ok = false;
+
+		if (plen <= len - 54) {
+			if (proto == 6)
+				ok = plen >= 20 && (l4[12] >> 4) >= 5 && (uint32_t)(l4[12] >> 4) * 4 <= plen;
+			else if (proto == 17)	/* and a checksum: never 0 over IPv6 (RFC 8200 §8.1) */
+				ok = plen >= 8 && ((uint32_t)l4[4] << 8 | l4[5]) == plen &&
+				     (l4[6] | l4[7]) != 0;
+		}
+		if (sg_likely(ok)) {
+			sg_pkt_fast_fill(pi, buf, SG_PKT_L3_IPV6, 0x86dd, 54, 54 + plen, proto, 0);
 			return SG_PKT_OK;
 		}
 	}
@@ -416,6 +443,29 @@ sg_pkt_nat_csum(uint32_t alen, const void *old_src, const void *old_dst, uint16_
 }
 
 /*
+ * The TCP or UDP part of a fast translation: the checksum updated by
+ * l4_csum (a UDP checksum of 0 stays 0 where it means "none", IPv4, and a
+ * result of 0 is sent as 0xffff, RFC 768), then the ports rewritten.
+ */
+static inline void
+sg_pkt_nat_fast_l4(uint8_t *l4, uint8_t proto, uint16_t l4_csum, bool udp_csum_optional,
+		   uint16_t sport, uint16_t dport)
+{
+	uint8_t *field = l4 + (proto == 6 ? 16 : 6);
+	uint16_t c;
+
+	memcpy(&c, field, 2);
+	if (proto == 6 || !udp_csum_optional || c != 0) {
+		c = sg_csum_apply(c, l4_csum);
+		if (proto == 17 && c == 0)
+			c = 0xffff;
+		memcpy(field, &c, 2);
+	}
+	memcpy(l4, &sport, 2);
+	memcpy(l4 + 2, &dport, 2);
+}
+
+/*
  * sg_pkt_nat() with both SG_PKT_NAT_SRC and SG_PKT_NAT_DST, inline, for a
  * packet sg_pkt_nat4_fast_ok() accepts, with the checksum change csum of
  * sg_pkt_nat_csum() from the packet's addresses and ports to these: both
@@ -431,8 +481,7 @@ sg_pkt_nat4_fast(uint8_t *buf, const struct sg_pkt_info *pi, const void *src, ui
 {
 	/* The TTL/protocol word's change when the TTL drops by one: -0x0100 in network order. */
 	static const uint8_t ttl_one[2] = { 1, 0 };
-	uint8_t *ip = buf + pi->l3_off, *l4 = buf + pi->l4_off;
-	uint8_t *l4_csum = l4 + (pi->l4_proto == 6 ? 16 : 6);
+	uint8_t *ip = buf + pi->l3_off;
 	uint32_t d3 = csum.l3;
 	uint16_t c, one;
 
@@ -444,17 +493,38 @@ sg_pkt_nat4_fast(uint8_t *buf, const struct sg_pkt_info *pi, const void *src, ui
 	memcpy(&c, ip + 10, 2);
 	c = sg_csum_apply(c, d3);
 	memcpy(ip + 10, &c, 2);
-	memcpy(&c, l4_csum, 2);
-	if (pi->l4_proto == 6 || c != 0) {
-		c = sg_csum_apply(c, csum.l4);
-		if (pi->l4_proto == 17 && c == 0)
-			c = 0xffff;
-		memcpy(l4_csum, &c, 2);
-	}
 	memcpy(ip + 12, src, 4);
 	memcpy(ip + 16, dst, 4);
-	memcpy(l4, &sport, 2);
-	memcpy(l4 + 2, &dport, 2);
+	sg_pkt_nat_fast_l4(buf + pi->l4_off, pi->l4_proto, csum.l4, true, sport, dport);
+}
+
+/*
+ * Whether sg_pkt_nat6_fast() may translate the packet pi describes: IPv6
+ * with TCP or UDP straight after its header. Extension headers go the
+ * general way (a routing header puts another address in the pseudo-header).
+ */
+static inline bool
+sg_pkt_nat6_fast_ok(const struct sg_pkt_info *pi)
+{
+	return pi->l3 == SG_PKT_L3_IPV6 && pi->l4_off == pi->l3_off + 40 &&
+	       (pi->l4_proto == 6 || pi->l4_proto == 17);
+}
+
+/*
+ * sg_pkt_nat4_fast() for IPv6 (sg_pkt_nat6_fast_ok()): no header checksum;
+ * with hop, the hop limit is decremented (the caller made sure it is above 1).
+ */
+static inline void
+sg_pkt_nat6_fast(uint8_t *buf, const struct sg_pkt_info *pi, const void *src, uint16_t sport,
+		 const void *dst, uint16_t dport, struct sg_pkt_nat_csum csum, bool hop)
+{
+	uint8_t *ip = buf + pi->l3_off;
+
+	if (hop)
+		ip[7]--;
+	memcpy(ip + 8, src, 16);
+	memcpy(ip + 24, dst, 16);
+	sg_pkt_nat_fast_l4(buf + pi->l4_off, pi->l4_proto, csum.l4, false, sport, dport);
 }
 
 /*
@@ -509,31 +579,50 @@ struct sg_pkt_encap {
 	uint8_t flags;		/* SG_PKT_ENCAP_* */
 };
 
-/* Check an encapsulation on the control path. Returns 0 or -EINVAL. */
-int sg_pkt_encap_check(const struct sg_pkt_encap *e);
-
-/* Bytes of outer headers e adds (20 or 40, plus 8 for GUE); 0 if e is invalid. */
-uint32_t sg_pkt_encap_len(const struct sg_pkt_encap *e);
-
 /*
- * Whether inner_len bytes of inner IP packet, encapsulated by e, would
- * exceed mtu (the egress L3 MTU). The caller then drops the packet or
- * answers with ICMP "fragmentation needed" / "packet too big" quoting
- * sg_pkt_encap_inner_mtu().
+ * Check an encapsulation. Returns 0 or -EINVAL. Inline, as the next one:
+ * for an e built with constants the compiler folds both away.
  */
-static inline bool
-sg_pkt_encap_exceeds_mtu(const struct sg_pkt_encap *e, uint32_t inner_len, uint32_t mtu)
+static inline int
+sg_pkt_encap_check(const struct sg_pkt_encap *e)
 {
-	return (uint64_t)inner_len + sg_pkt_encap_len(e) > mtu;
+	if (e->family != 4 && e->family != 6)
+		return -EINVAL;
+	if (e->type != SG_PKT_ENCAP_IPIP && e->type != SG_PKT_ENCAP_GUE)
+		return -EINVAL;
+	if (e->ttl == 0 || (e->flags & ~(SG_PKT_ENCAP_DF_SET | SG_PKT_ENCAP_UDP4_CSUM)))
+		return -EINVAL;
+	if (e->type == SG_PKT_ENCAP_GUE && e->gue_port == 0)
+		return -EINVAL;
+	return 0;
 }
 
-/* The largest inner packet that fits mtu once encapsulated by e (0 if none). */
+/* Bytes of outer headers e adds (20 or 40, plus 8 for GUE); 0 if e is invalid. */
 static inline uint32_t
-sg_pkt_encap_inner_mtu(const struct sg_pkt_encap *e, uint32_t mtu)
+sg_pkt_encap_len(const struct sg_pkt_encap *e)
 {
-	uint32_t h = sg_pkt_encap_len(e);
+	if (sg_unlikely(sg_pkt_encap_check(e) != 0))
+		return 0;
+	return (e->family == 4 ? 20 : 40) + (e->type == SG_PKT_ENCAP_GUE ? 8 : 0);
+}
 
-	return mtu > h ? mtu - h : 0;
+/*
+ * Whether inner_len bytes of inner IP packet, under hlen bytes of outer
+ * headers (sg_pkt_encap_len()), would exceed mtu (the egress L3 MTU). The
+ * caller then drops the packet or answers with ICMP "fragmentation needed"
+ * / "packet too big" quoting sg_pkt_encap_inner_mtu().
+ */
+static inline bool
+sg_pkt_encap_exceeds_mtu(uint32_t hlen, uint32_t inner_len, uint32_t mtu)
+{
+	return (uint64_t)inner_len + hlen > mtu;
+}
+
+/* The largest inner packet that fits mtu under hlen bytes of outer headers (0 if none). */
+static inline uint32_t
+sg_pkt_encap_inner_mtu(uint32_t hlen, uint32_t mtu)
+{
+	return mtu > hlen ? mtu - hlen : 0;
 }
 
 /*

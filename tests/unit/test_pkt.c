@@ -1361,6 +1361,11 @@ test_parse_malformed(void **state)
 		if (r != c->want)
 			fail_msg("\"%s\": reason %s, want %s", c->name, sg_pkt_reason_name(r),
 				 sg_pkt_reason_name(c->want));
+		/* The inline fast path refuses each for the same reason. */
+		r = sg_pkt_parse_fast(b, len, &pi);
+		if (r != c->want)
+			fail_msg("\"%s\": fast parse: reason %s, want %s", c->name,
+				 sg_pkt_reason_name(r), sg_pkt_reason_name(c->want));
 		free(b);
 	}
 }
@@ -1981,14 +1986,15 @@ ttl_down(uint8_t *ip)
 /*
  * The inline fast paths against the general code: sg_pkt_parse_fast() must
  * give sg_pkt_parse()'s verdict and info for any bytes, and
- * sg_pkt_nat4_fast() with the checksum change from sg_pkt_nat_csum() the
- * bytes sg_pkt_nat() writes, and with the hop those and a TTL decremented
- * on its own, on random packets of every kind, mutated ones and cut ones.
+ * sg_pkt_nat4_fast() and sg_pkt_nat6_fast() with the checksum change from
+ * sg_pkt_nat_csum() the bytes sg_pkt_nat() writes, and with the hop those
+ * and a TTL or hop limit decremented on its own, on random packets of
+ * every kind, mutated ones and cut ones.
  */
 static void
 test_fast_paths(void **state)
 {
-	uint32_t fast_parsed = 0, fast_nat = 0;
+	uint32_t fast_parsed = 0, fast_nat = 0, fast_nat6 = 0;
 
 	(void)state;
 	rng_seed(0x5eed000f);
@@ -2015,34 +2021,45 @@ test_fast_paths(void **state)
 		assert_int_equal(rq, rf);
 		if (rf == SG_PKT_OK) {
 			pi_check(&fast, &full, "fast parse", i);
-			fast_parsed += sg_pkt_nat4_fast_ok(&full);
+			fast_parsed += sg_pkt_nat4_fast_ok(&full) || sg_pkt_nat6_fast_ok(&full);
 		}
-		if (rf == SG_PKT_OK && sg_pkt_nat4_fast_ok(&full)) {
+		if (rf == SG_PKT_OK && (sg_pkt_nat4_fast_ok(&full) || sg_pkt_nat6_fast_ok(&full))) {
+			bool v6 = full.l3 == SG_PKT_L3_IPV6;
+			uint32_t alen = v6 ? 16 : 4, a_off = v6 ? 8 : 12, ttl_off = v6 ? 7 : 8;
 			struct sg_pkt_nat nat;
 			uint8_t *c = dup_exact(b, len);
-
 			const uint8_t *ip = c + full.l3_off, *l4 = c + full.l4_off;
 			struct sg_pkt_nat_csum csum;
-			bool hop = i % 2 && b[full.l3_off + 8] > 1;
+			/* IPv6 is every 4th packet: alternating on i / 4 gives both families both. */
+			bool hop = (i / 4) % 2 && b[full.l3_off + ttl_off] > 1;
 
 			nat_rand(&nat, &s);
 			nat.flags = SG_PKT_NAT_SRC | SG_PKT_NAT_DST;
-			csum = sg_pkt_nat_csum(4, ip + 12, ip + 16, get16n(l4), get16n(l4 + 2),
-					       nat.src.a8, nat.dst.a8, nat.sport, nat.dport);
+			csum = sg_pkt_nat_csum(alen, ip + a_off, ip + a_off + alen, get16n(l4),
+					       get16n(l4 + 2), nat.src.a8, nat.dst.a8, nat.sport,
+					       nat.dport);
 			assert_int_equal(sg_pkt_nat(b, &full, &nat), 0);
-			if (hop)
+			if (hop && v6)
+				b[full.l3_off + ttl_off]--;	/* no header checksum */
+			else if (hop)
 				ttl_down(b + full.l3_off);
-			sg_pkt_nat4_fast(c, &full, nat.src.a8, nat.sport, nat.dst.a8, nat.dport, csum,
-					 hop);
+			if (v6)
+				sg_pkt_nat6_fast(c, &full, nat.src.a8, nat.sport, nat.dst.a8,
+						 nat.dport, csum, hop);
+			else
+				sg_pkt_nat4_fast(c, &full, nat.src.a8, nat.sport, nat.dst.a8,
+						 nat.dport, csum, hop);
 			expect_same_bytes(c, b, len, hop ? "fast translation and hop" :
 						  "fast translation", i);
 			free(c);
 			fast_nat++;
+			fast_nat6 += v6;
 		}
 		free(b);
 	}
-	print_message("fast paths: %u packets parsed and translated both ways\n", fast_nat);
-	assert_true(fast_parsed > 5000 && fast_nat == fast_parsed);
+	print_message("fast paths: %u packets parsed and translated both ways, %u of them IPv6\n",
+		      fast_nat, fast_nat6);
+	assert_true(fast_parsed > 5000 && fast_nat == fast_parsed && fast_nat6 > 1000);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -3397,13 +3414,13 @@ test_encap_sizes(void **state)
 
 		assert_int_equal(sg_pkt_encap_len(&e), h);
 		/* MTU: inner + overhead against the egress MTU. */
-		assert_false(sg_pkt_encap_exceeds_mtu(&e, 1500 - h, 1500));
-		assert_true(sg_pkt_encap_exceeds_mtu(&e, 1500 - h + 1, 1500));
-		assert_false(sg_pkt_encap_exceeds_mtu(&e, 9000 - h, 9000));
-		assert_true(sg_pkt_encap_exceeds_mtu(&e, UINT32_MAX, 9000));
-		assert_int_equal(sg_pkt_encap_inner_mtu(&e, 1500), 1500 - h);
-		assert_int_equal(sg_pkt_encap_inner_mtu(&e, h), 0);
-		assert_int_equal(sg_pkt_encap_inner_mtu(&e, 0), 0);
+		assert_false(sg_pkt_encap_exceeds_mtu(h, 1500 - h, 1500));
+		assert_true(sg_pkt_encap_exceeds_mtu(h, 1500 - h + 1, 1500));
+		assert_false(sg_pkt_encap_exceeds_mtu(h, 9000 - h, 9000));
+		assert_true(sg_pkt_encap_exceeds_mtu(h, UINT32_MAX, 9000));
+		assert_int_equal(sg_pkt_encap_inner_mtu(h, 1500), 1500 - h);
+		assert_int_equal(sg_pkt_encap_inner_mtu(h, h), 0);
+		assert_int_equal(sg_pkt_encap_inner_mtu(h, 0), 0);
 
 		/* The largest datagram IP can carry, and one byte more. */
 		memset(encbuf, 0, sizeof(encbuf));
