@@ -267,7 +267,8 @@ svc_path(const struct rec *r, const char *suffix, char *buf, size_t size)
 /*
  * A core/v1 Event about the Service, once per distinct reason and message
  * (a retry that fails the same way says nothing new). Fire and forget: an
- * Event that is lost costs nothing but the Event.
+ * Event that is lost costs nothing but the Event, so lib/k8s sends it after
+ * the status patches, drops it under pressure and logs its failure.
  */
 static void
 post_event(struct app_ipam *m, struct rec *r, const char *type, const char *reason,
@@ -309,8 +310,7 @@ post_event(struct app_ipam *m, struct rec *r, const char *type, const char *reas
 	cJSON_Delete(o);
 	ns_path(r, path, sizeof(path));
 	snprintf(path + strlen(path), sizeof(path) - strlen(path), "/events");
-	if (body != NULL && sg_k8s_request(m->client, "POST", path, "application/json", body,
-					   0) == 0)
+	if (body != NULL && sg_k8s_post_event(m->client, path, body) == 0)
 		SG_LOG(ipam, INFO, "service %s: %s: %s", r->key, reason, msg);
 	free(body);
 }
@@ -640,13 +640,6 @@ answered(struct sg_app *a, struct app_ipam *m, struct sg_k8s_response *resp, uin
 	struct rec *r;
 	uint8_t job;
 
-	if (resp->tag == 0) {		/* an Event */
-		if (resp->status != 201 && resp->status != 200)
-			SG_LOG(ipam, WARNING, "an Event was not posted: %ld %s", resp->status,
-			       resp->status == 0 ? resp->error :
-			       status_message(resp->body, msg, sizeof(msg)));
-		return;
-	}
 	app_map_each(&m->recs, find_tag, &w);
 	r = w.found;
 	if (r == NULL)

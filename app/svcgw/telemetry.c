@@ -640,6 +640,7 @@ cmd_sync(const char *cmd, const char *params, struct rte_tel_data *d)
 	rte_tel_data_add_dict_string(d, "last_error", sy->last_error);
 	rte_tel_data_add_dict_u64(d, "last_error_age_ms", age_ms(now, sy->last_error_ms));
 	rte_tel_data_add_dict_u64(d, "bad_objects", sy->bad_objects);
+	rte_tel_data_add_dict_u64(d, "events_dropped", sy->events_dropped);
 	rte_tel_data_add_dict_u64(d, "services", st->counts.services);
 	rte_tel_data_add_dict_u64(d, "served", st->counts.served);
 	rte_tel_data_add_dict_u64(d, "refused", st->counts.refused);

@@ -42,7 +42,7 @@ struct pending {
 struct sg_k8s {
 	struct k8s_log log;
 	struct k8s_client *client;
-	struct k8s_writer *writer;	/* sg_k8s_request() */
+	struct k8s_writer *writer;	/* sg_k8s_request(), sg_k8s_post_event() */
 	struct k8s_queue queue;
 	pthread_mutex_t lock;		/* nodes and sync */
 	struct sg_k8s_nodes *nodes;	/* not taken yet */
@@ -458,6 +458,7 @@ sg_k8s_sync_state(struct sg_k8s *k, struct sg_k8s_sync *out)
 	pthread_mutex_lock(&k->lock);
 	*out = k->sync;
 	pthread_mutex_unlock(&k->lock);
+	out->events_dropped = k8s_writer_dropped(k->writer);
 	return 0;
 }
 
@@ -470,6 +471,14 @@ sg_k8s_request(struct sg_k8s *k, const char *method, const char *path, const cha
 	if (k == NULL)
 		return -EINVAL;
 	return k8s_writer_submit(k->writer, method, path, content_type, body, tag);
+}
+
+int
+sg_k8s_post_event(struct sg_k8s *k, const char *path, const char *body)
+{
+	if (k == NULL || body == NULL)
+		return -EINVAL;
+	return k8s_writer_submit_best(k->writer, "POST", path, "application/json", body);
 }
 
 unsigned int

@@ -53,11 +53,12 @@
  * service ever appears without its endpoints. When the API server cannot be
  * reached nothing is drained: the tables stay as they were.
  *
- * Writes (a status patch, an Event) go through sg_k8s_request() and come
- * back through sg_k8s_responses(), on a writer thread of their own. A
- * caller that must not wait behind them (Lease renewals) makes its own
- * requests with sg_k8s_call_*() (below), one at a time on its own thread,
- * with the same credentials.
+ * Writes go on a writer thread of their own: a status patch through
+ * sg_k8s_request(), its answer back through sg_k8s_responses(); an Event
+ * through sg_k8s_post_event(), best effort, after any waiting request and
+ * never answered. A caller that must not wait behind them (Lease renewals)
+ * makes its own requests with sg_k8s_call_*() (below), one at a time on its
+ * own thread, with the same credentials.
  *
  * Not here: compiling a service into data-path tables (the daemon and
  * lib/svc), deciding LoadBalancer addresses (lib/ipam, the daemon), the
@@ -77,6 +78,15 @@
 #define SG_K8S_RV_SIZE 64u
 /* sg_k8s_sync.last_error, NUL included. */
 #define SG_K8S_ERR_SIZE 256u
+/*
+ * sg_k8s_post_event() writes that may wait; beyond, the oldest is dropped.
+ * The daemon posts an Event when a Service's allocation changes, so this
+ * covers a burst of allocations on a gateway of a hundred-odd LoadBalancer
+ * Services while their status patches go first. It holds about 128 KiB;
+ * against an API server that does not answer it is already an hour of
+ * request_timeout (30 s) each: news too stale to be worth more memory.
+ */
+#define SG_K8S_EVENTS_WAITING 128u
 
 /* Levels of the log callback, most severe first. */
 enum sg_k8s_log_level {
@@ -88,7 +98,8 @@ enum sg_k8s_log_level {
 
 /*
  * Receives one message, without a trailing newline. Called from the thread
- * of sg_k8s_create() and from the client thread, never from two at once.
+ * of sg_k8s_create(), the client and writer threads and the caller of
+ * sg_k8s_post_event(), maybe at once: it must be thread-safe (rte_log is).
  */
 typedef void (*sg_k8s_log_fn)(void *arg, unsigned int level, const char *msg);
 
@@ -242,6 +253,8 @@ struct sg_k8s_sync {
 	struct sg_k8s_resource_state res[SG_K8S_RESOURCE_COUNT];
 	uint32_t services;			/* served (NodePort, LoadBalancer) */
 	uint64_t bad_objects;			/* skipped as unusable, since start */
+	uint64_t events_dropped;		/* sg_k8s_post_event() writes dropped
+						 * from a full queue, since start */
 	char server[256];			/* the API server's URL */
 	char last_error[SG_K8S_ERR_SIZE];	/* "" if none yet */
 	uint64_t last_error_ms;			/* CLOCK_REALTIME ms; 0: none */
@@ -347,6 +360,19 @@ struct sg_k8s_response {
  */
 int sg_k8s_request(struct sg_k8s *k, const char *method, const char *path,
 		   const char *content_type, const char *body, uint64_t tag);
+
+/*
+ * Queue an Event (a core/v1 Event in JSON, body) to be POSTed to path
+ * ("/api/v1/namespaces/a/events"), best effort: it is sent only when no
+ * sg_k8s_request() waits, never answered (nothing comes back through
+ * sg_k8s_responses()), and a failure is logged, never retried. At most
+ * SG_K8S_EVENTS_WAITING wait; beyond, the oldest is dropped and counted in
+ * sg_k8s_sync.events_dropped. Everything is copied; works before
+ * sg_k8s_start(); whatever waits at sg_k8s_stop() is dropped unsent.
+ * Returns 0, or -EINVAL (k, path or body NULL), -ENOMEM, -ESHUTDOWN
+ * (stopped).
+ */
+int sg_k8s_post_event(struct sg_k8s *k, const char *path, const char *body);
 
 /*
  * Take up to n answers, in the order of the requests; never waits. The

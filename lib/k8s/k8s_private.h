@@ -8,8 +8,9 @@
  * string-keyed hash map (k8s_map.c), the thread with its HTTP transfers
  * (k8s_client.c), single requests (k8s_call.c: the only other way a request
  * is made) and the writer thread that makes them for sg_k8s_request()
- * (k8s_write.c). k8s.c holds the public API and the queue through which
- * the client thread hands changes to the control thread.
+ * and sg_k8s_post_event() (k8s_write.c). k8s.c holds the public API and
+ * the queue through which the client thread hands changes to the control
+ * thread.
  */
 #ifndef SG_K8S_PRIVATE_H
 #define SG_K8S_PRIVATE_H
@@ -391,11 +392,20 @@ struct k8s_writer *k8s_writer_create(const struct sg_k8s_conf *conf, struct k8s_
 				     const struct k8s_log *log);
 /* 0, -ENOMEM, -EAGAIN. */
 int k8s_writer_start(struct k8s_writer *w);
-/* Stops the thread; requests not done are answered with status 0. */
+/*
+ * Stops the thread; tagged requests not done are answered with status 0,
+ * best-effort ones are freed.
+ */
 void k8s_writer_stop(struct k8s_writer *w);
 void k8s_writer_free(struct k8s_writer *w);
+/* sg_k8s_request(): same returns. */
 int k8s_writer_submit(struct k8s_writer *w, const char *method, const char *path,
 		      const char *content_type, const char *body, uint64_t tag);
+/* A request never answered, sent when no tagged one waits; sg_k8s_post_event(). */
+int k8s_writer_submit_best(struct k8s_writer *w, const char *method, const char *path,
+			   const char *content_type, const char *body);
+/* Best-effort requests dropped from a full queue since create; 0 if w is NULL. */
+uint64_t k8s_writer_dropped(struct k8s_writer *w);
 unsigned int k8s_writer_take(struct k8s_writer *w, struct sg_k8s_response *out, unsigned int n);
 
 #endif /* SG_K8S_PRIVATE_H */

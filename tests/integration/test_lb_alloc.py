@@ -84,7 +84,7 @@ def wait_ips(srv, name, want, timeout=10, namespace="default"):
 
 def main():
     sgnet.require_root()
-    tap = sgnet.Tap(36)
+    tap = sgnet.Tap(37)
     h = sgnet.Harness("lballoc")
     try:
         run(tap, h)
@@ -135,6 +135,9 @@ def run(tap, h):
     ev = sgnet.wait_until(lambda: events(srv, "web", "IPAllocated"), 5)
     tap.ok(ev and "192.0.2.97" in ev[0], "an IPAllocated Event on web",
            repr(ev))
+    dropped = sgnet.sync_state(gw).get("events_dropped")
+    tap.ok(dropped == 0, "/svcgw/sync: events_dropped, 0 while the API "
+           "server keeps up", repr(dropped))
     patch = srv.requests(verb="patch", name="web")
     tap.ok(patch and patch[-1]["subresource"] == "status" and
            patch[-1]["headers"]["content-type"] ==

@@ -19,6 +19,7 @@
 #include <netinet/in.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -773,8 +774,9 @@ test_credential_selection(void **state)
 /* ---- requests (k8s_call.c) and writes (k8s_write.c) ------------------------------------- */
 
 /*
- * A one-connection HTTP server: reads requests, keeps the last, answers
- * each with 201 (or status, if set) and {"ok":true}. sg_k8s_start() also
+ * A one-connection HTTP server: reads requests, keeps the last and every
+ * request line (in seen, while it fits), answers each with 201 (or status,
+ * if set) and {"ok":true}, after hold is cleared. sg_k8s_start() also
  * starts the client thread, whose lists and watches (they have a query
  * string) reach this server too: their connections are closed unanswered,
  * and the one served is the writer's, however the two threads race.
@@ -784,8 +786,10 @@ struct tiny_http {
 	int cfd;
 	unsigned short port;
 	char last[4096];
-	unsigned int served;
+	char seen[32768];		/* "METHOD path\n" each, in order */
+	_Atomic unsigned int served;	/* requests received; seen is written first */
 	_Atomic int status;
+	_Atomic int hold;		/* set: received requests wait for their answer */
 	pthread_t th;
 };
 
@@ -823,7 +827,13 @@ tiny_http_main(void *arg)
 		if (len < want)
 			continue;
 		memcpy(t->last, buf, len + 1);
+		eol = strstr(buf, " HTTP/1.1\r\n");
+		if (eol != NULL && strlen(t->seen) + (size_t)(eol - buf) + 2 <= sizeof(t->seen))
+			snprintf(t->seen + strlen(t->seen), sizeof(t->seen) - strlen(t->seen),
+				 "%.*s\n", (int)(eol - buf), buf);
 		t->served++;
+		while (t->hold)
+			usleep(1000);
 		len = 0;
 		snprintf(answer, sizeof(answer), "HTTP/1.1 %d X\r\nContent-Type: application/json\r\n"
 			 "Content-Length: 11\r\n\r\n{\"ok\":true}", t->status != 0 ? t->status : 201);
@@ -993,6 +1003,186 @@ test_writes(void **state)
 	/* Stopped: refused. */
 	sg_k8s_stop(k);
 	assert_int_equal(sg_k8s_request(k, "GET", "/", NULL, NULL, 10), -ESHUTDOWN);
+	sg_k8s_free(k);
+}
+
+/* WARNING lines from every thread (the writer logs from its own), one per line. */
+struct warnings {
+	pthread_mutex_t lock;
+	char text[8192];
+};
+
+static void
+warn_keep(void *arg, unsigned int level, const char *msg)
+{
+	struct warnings *w = arg;
+	size_t n;
+
+	if (level != SG_K8S_LOG_WARNING)
+		return;
+	pthread_mutex_lock(&w->lock);
+	n = strlen(w->text);
+	snprintf(w->text + n, sizeof(w->text) - n, "%s\n", msg);
+	pthread_mutex_unlock(&w->lock);
+}
+
+/* How many WARNING lines hold s. */
+static unsigned int
+warned(struct warnings *w, const char *s)
+{
+	unsigned int n = 0;
+
+	pthread_mutex_lock(&w->lock);
+	for (const char *p = w->text; (p = strstr(p, s)) != NULL; p += strlen(s))
+		n++;
+	pthread_mutex_unlock(&w->lock);
+	return n;
+}
+
+/* Wait (bounded) until the server has received n requests; true if exactly n. */
+static bool
+wait_served(struct tiny_http *t, unsigned int n)
+{
+	for (unsigned int i = 0; i < 1000 && t->served < n; i++)
+		usleep(10000);
+	return t->served == n;
+}
+
+/* Post events "/api/v1/namespaces/<prefix><i>/events", i in [from, to). */
+static void
+post_events(struct sg_k8s *k, const char *prefix, unsigned int from, unsigned int to)
+{
+	char path[100];
+
+	for (unsigned int i = from; i < to; i++) {
+		snprintf(path, sizeof(path), "/api/v1/namespaces/%s%u/events", prefix, i);
+		assert_int_equal(sg_k8s_post_event(k, path, "{\"kind\":\"Event\"}"), 0);
+	}
+}
+
+/* The request lines the server sees for post_events(prefix, from, to), after head. */
+static void
+events_seen(char *buf, size_t size, const char *head, const char *prefix, unsigned int from,
+	    unsigned int to)
+{
+	snprintf(buf, size, "%s", head);
+	for (unsigned int i = from; i < to; i++)
+		snprintf(buf + strlen(buf), size - strlen(buf),
+			 "POST /api/v1/namespaces/%s%u/events\n", prefix, i);
+}
+
+/*
+ * sg_k8s_post_event(): arguments; sent after the tagged requests even when
+ * queued before them; never answered; at most SG_K8S_EVENTS_WAITING wait,
+ * the oldest dropped and counted, a warning once per overflow; a failure
+ * logged, not retried; what waits at the stop dropped silently.
+ */
+static void
+test_post_event(void **state)
+{
+	struct warnings wl = { PTHREAD_MUTEX_INITIALIZER, "" };
+	struct sg_k8s_conf kc = { .source = SG_CONF_K8S_KUBECONFIG, .request_timeout = 5,
+				  .log = warn_keep, .log_arg = &wl };
+	const unsigned int max = SG_K8S_EVENTS_WAITING;
+	static char want[sizeof(((struct tiny_http *)0)->seen)];
+	char path[400], text[600], err[300];
+	struct sg_k8s_response r[3];
+	struct tiny_http t;
+	struct sg_k8s_sync st;
+	struct sg_k8s *k;
+	size_t mark;
+
+	(void)state;
+	assert_int_equal(sg_k8s_post_event(NULL, "/api/v1/namespaces/a/events", "{}"), -EINVAL);
+	tiny_http_start(&t);
+	snprintf(text, sizeof(text), KC_HEAD "clusters:\n- name: c\n  cluster:\n    server: "
+		 "http://127.0.0.1:%u\n" KC_USER("    token: tok\n"), t.port);
+	write_file(path, sizeof(path), "kc_events", text);
+	kc.kubeconfig = path;
+	k = sg_k8s_create(&kc, err, sizeof(err));
+	assert_non_null(k);
+	assert_int_equal(sg_k8s_post_event(k, NULL, "{}"), -EINVAL);
+	assert_int_equal(sg_k8s_post_event(k, "/api/v1/namespaces/a/events", NULL), -EINVAL);
+
+	/* Over the bound before the start: the three oldest go, counted, said once. */
+	post_events(k, "e", 0, max + 3);
+	assert_int_equal(sg_k8s_sync_state(k, &st), 0);
+	assert_int_equal(st.events_dropped, 3);
+	assert_int_equal(warned(&wl, "the oldest are dropped"), 1);
+	assert_int_equal(warned(&wl, "(first POST /api/v1/namespaces/e0/events, 1 dropped"), 1);
+	/* A tagged request queued after them goes first; they are never answered. */
+	assert_int_equal(sg_k8s_request(k, "PATCH", "/api/v1/namespaces/a/services/b/status",
+					"application/merge-patch+json", "{}", 7), 0);
+	assert_int_equal(sg_k8s_start(k), 0);
+	assert_int_equal(wait_responses(k, r, 1), 1);
+	assert_int_equal(r[0].tag, 7);
+	assert_int_equal(r[0].status, 201);
+	sg_k8s_response_clear(&r[0]);
+	assert_true(wait_served(&t, 1 + max));
+	events_seen(want, sizeof(want), "PATCH /api/v1/namespaces/a/services/b/status\n", "e", 3,
+		    max + 3);
+	assert_string_equal(t.seen, want);
+	assert_non_null(strstr(t.last, "Content-Type: application/json\r\n"));
+	assert_non_null(strstr(t.last, "\r\n\r\n{\"kind\":\"Event\"}"));
+	usleep(100000);
+	assert_int_equal(sg_k8s_responses(k, r, 3), 0);
+
+	/* Drained, then over the bound again while one is in flight: said again. */
+	mark = strlen(t.seen);
+	t.hold = 1;
+	post_events(k, "held", 0, 1);
+	assert_true(wait_served(&t, 2 + max));
+	post_events(k, "f", 0, max + 1);
+	assert_int_equal(sg_k8s_sync_state(k, &st), 0);
+	assert_int_equal(st.events_dropped, 4);
+	assert_int_equal(warned(&wl, "the oldest are dropped"), 2);
+	assert_int_equal(warned(&wl, "(first POST /api/v1/namespaces/f0/events, 4 dropped"), 1);
+	t.hold = 0;
+	assert_true(wait_served(&t, 2 + 2 * max));
+	events_seen(want, sizeof(want), "POST /api/v1/namespaces/held0/events\n", "f", 1,
+		    max + 1);
+	assert_string_equal(t.seen + mark, want);
+
+	/* A failure is logged with method, path and status, and forgotten. */
+	t.status = 403;
+	post_events(k, "denied", 0, 1);
+	assert_true(wait_served(&t, 3 + 2 * max));
+	for (unsigned int i = 0; i < 500 && warned(&wl, "HTTP 403") == 0; i++)
+		usleep(10000);
+	assert_int_equal(warned(&wl, "POST /api/v1/namespaces/denied0/events: HTTP 403 "
+				"(not retried)"), 1);
+	t.status = 0;
+	usleep(200000);
+	assert_int_equal(t.served, 3 + 2 * max);
+	assert_int_equal(sg_k8s_responses(k, r, 3), 0);
+	/* No answer at all: the same, with why. */
+	shutdown(t.cfd, SHUT_RDWR);
+	pthread_join(t.th, NULL);
+	close(t.lfd);
+	post_events(k, "gone", 0, 1);
+	for (unsigned int i = 0; i < 500 && warned(&wl, "gone0") == 0; i++)
+		usleep(10000);
+	assert_int_equal(warned(&wl, "POST /api/v1/namespaces/gone0/events: "), 1);
+	assert_int_equal(sg_k8s_responses(k, r, 3), 0);
+	sg_k8s_stop(k);
+	assert_int_equal(sg_k8s_post_event(k, "/api/v1/namespaces/a/events", "{}"), -ESHUTDOWN);
+	sg_k8s_free(k);
+
+	/* Stopped with writes waiting: the tagged one is answered, the Events go silently. */
+	wl.text[0] = '\0';
+	k = sg_k8s_create(&kc, err, sizeof(err));
+	assert_non_null(k);
+	post_events(k, "left", 0, 2);
+	assert_int_equal(sg_k8s_request(k, "GET", "/api/v1/namespaces/a/services/b", NULL, NULL,
+					8), 0);
+	sg_k8s_stop(k);
+	assert_int_equal(sg_k8s_responses(k, r, 3), 1);
+	assert_int_equal(r[0].tag, 8);
+	assert_int_equal(r[0].status, 0);
+	assert_non_null(strstr(r[0].error, ": stopped"));
+	sg_k8s_response_clear(&r[0]);
+	assert_string_equal(wl.text, "");
+	assert_int_equal(sg_k8s_post_event(k, "/api/v1/namespaces/a/events", "{}"), -ESHUTDOWN);
 	sg_k8s_free(k);
 }
 
@@ -2392,6 +2582,7 @@ main(void)
 		cmocka_unit_test(test_api_args),
 		cmocka_unit_test(test_call),
 		cmocka_unit_test(test_writes),
+		cmocka_unit_test(test_post_event),
 		cmocka_unit_test(test_yaml_args),
 		cmocka_unit_test(test_yaml_nul),
 		cmocka_unit_test(test_yaml_valid),
