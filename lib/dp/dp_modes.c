@@ -94,12 +94,14 @@ insert(struct sg_dp_worker *w, const struct sg_flow_key *fwd, const struct sg_fl
 
 /*
  * A new NAT flow: the reply tuple is (backend -> SNAT address:port), with a
- * port this worker owns, so replies can find it. A port whose reply tuple
- * is taken shows up as -EEXIST from the insert, and the next one is tried.
+ * port this worker owns, so replies can find it: `port` if not 0 (taken
+ * from the cursor ahead, see plan_reverse()), else the cursor's next. A
+ * port whose reply tuple is taken shows up as -EEXIST from the insert, and
+ * the cursor's next one is tried.
  */
 static struct sg_flow *
 nat_flow(struct sg_dp_worker *w, const struct sg_flow_key *fwd, const struct sg_svc_entry *e,
-	 uint16_t b, uint32_t hash, uint64_t now, uint8_t *dir)
+	 uint16_t b, uint32_t hash, uint16_t port, uint64_t now, uint8_t *dir)
 {
 	const struct sg_svc_backend *be = &e->backends[b];
 	const struct sg_dp_snat *sn = w->snat;
@@ -115,9 +117,10 @@ nat_flow(struct sg_dp_worker *w, const struct sg_flow_key *fwd, const struct sg_
 	}
 	snat = fwd->family == 4 ? (const void *)&sn->addr4[hash % n] : sn->addr6[hash % n];
 	for (unsigned int t = 0; t < DP_SNAT_TRIES; t++) {
-		rte_be16_t port = rte_cpu_to_be_16(snat_port_next(w));
-
-		sg_flow_key_init(&rev, fwd->family, fwd->proto, be->addr, snat, be->port, port);
+		if (t > 0 || port == 0)
+			port = snat_port_next(w);
+		sg_flow_key_init(&rev, fwd->family, fwd->proto, be->addr, snat, be->port,
+				 rte_cpu_to_be_16(port));
 		f = insert(w, fwd, &rev, e, b, now, dir, &err);
 		if (f != NULL)
 			return f;
@@ -477,77 +480,109 @@ source_allowed(const struct sg_svc_entry *e, const struct sg_flow_key *key)
 	return sg_svc_src_allowed6(e, key->src);
 }
 
-/*
- * Start fetching the index bucket of a new flow's reverse key, a few new
- * flows ahead of creating it: the insert checks that key and places it,
- * and one flow after another would wait for those lines in turn. The key
- * is what dp_flow_new() will most likely build: Maglev's backend
- * (services with session affinity are left out), and for NAT the SNAT
- * port the flow gets if each of the `ahead` NAT flows to be created
- * before it takes one port from the cursor, as they do unless a port is
- * taken; so the guess is made only a few flows ahead, where a taken port
- * has seldom moved the cursor. dnat and DSR keys are exact. A wrong guess
- * costs one useless prefetch. Returns whether the flow will take a SNAT
- * port, for the `ahead` of the next ones.
- */
-bool
-dp_flow_new_prefetch(struct sg_dp_worker *w, struct rte_mbuf *m, const struct sg_pkt_info *pi,
-		     const struct sg_flow_key *key, const struct sg_svc_entry *e,
-		     unsigned int ahead)
+/* As dp_flow_new(): a NAT flow starts with a SYN (see there why). */
+static bool
+nat_may_start(struct rte_mbuf *m, const struct sg_pkt_info *pi)
 {
-	const struct sg_dp_snat *sn = w->snat;
-	unsigned int n = key->family == 4 ? sn->n4 : sn->n6;
-	const struct sg_svc_backend *be;
-	struct sg_flow_key rev;
-	bool nat = false;
-	uint32_t hash;
-	uint16_t b;
-
-	if (e->mode == SG_SVC_MODE_NAT) {
-		/* As dp_flow_new(): no NAT flow but from a SYN. */
-		if (n == 0 || (pi->l4_proto == IPPROTO_TCP &&
-			       (dp_frame(m)[pi->l4_off + 13] & (RTE_TCP_SYN_FLAG | RTE_TCP_ACK_FLAG)) !=
-				       RTE_TCP_SYN_FLAG))
-			return false;
-		nat = true;
-	}
-	if (e->flags & SG_SVC_F_AFFINITY)
-		return nat;
-	hash = dp_flow_hash(key);
-	b = sg_svc_backend_for_hash(e, hash);
-	if (b == 0)
-		return false;	/* refused: no port taken */
-	be = &e->backends[b];
-	if (nat) {
-		uint32_t port = w->snat_next;
-		const void *snat;
-
-		for (unsigned int i = 0; i < ahead; i++) {
-			port += w->n_workers;
-			if (port > w->ctx->snat_port_max)
-				port = snat_first_port(w);
-		}
-		snat = key->family == 4 ? (const void *)&sn->addr4[hash % n] : sn->addr6[hash % n];
-		sg_flow_key_init(&rev, key->family, key->proto, be->addr, snat, be->port,
-				 rte_cpu_to_be_16((uint16_t)port));
-	} else {
-		if (be->family != key->family)
-			return false;
-		sg_flow_key_init(&rev, key->family, key->proto, be->addr, key->src, be->port,
-				 key->sport);
-	}
-	sg_flow_prefetch(w->flows, &rev);
-	return nat;
+	return pi->l4_proto != IPPROTO_TCP ||
+	       (dp_frame(m)[pi->l4_off + 13] & (RTE_TCP_SYN_FLAG | RTE_TCP_ACK_FLAG)) ==
+		       RTE_TCP_SYN_FLAG;
 }
 
 /*
- * First packet of a flow to service entry e. Flows start from clients,
- * on external ports: a backend's stray reply to a SNAT address that is
- * also a node address must not open a NodePort flow.
+ * The first stage, for every new flow of the burst at once: the hash, and
+ * the fetch of the Maglev entry it picks. With session affinity the backend
+ * is only known at creation (dp_affinity.c), so nothing is fetched.
  */
 void
-dp_flow_new(struct sg_dp_worker *w, struct rte_mbuf *m, const struct sg_pkt_info *pi,
-	    const struct sg_flow_key *key, const struct sg_svc_entry *e, bool via_any, uint64_t now)
+dp_new_add(struct sg_dp_worker *w, struct dp_new_burst *nb, struct rte_mbuf *m,
+	   const struct sg_pkt_info *pi, const struct sg_flow_key *key,
+	   const struct sg_svc_entry *e)
+{
+	const struct sg_dp_snat *sn = w->snat;
+	struct dp_new_plan *p = &nb->plan[nb->n++];
+
+	p->key = key;
+	p->e = e;
+	p->hash = placement_hash(key, e);
+	p->snat_port = 0;
+	p->nat = e->mode == SG_SVC_MODE_NAT && (key->family == 4 ? sn->n4 : sn->n6) != 0 &&
+		 nat_may_start(m, pi);
+	p->known = !(e->flags & SG_SVC_F_AFFINITY) && e->maglev_size != 0;
+	if (p->known)
+		rte_prefetch0(&e->maglev[p->hash % e->maglev_size]);
+}
+
+/*
+ * The second stage, DP_NEW_AHEAD flows ahead: the reverse key the flow
+ * will be inserted with, and the fetch of its index bucket. A NAT flow's
+ * SNAT port is taken from the cursor now, so the key is exact.
+ */
+static void
+plan_reverse(struct sg_dp_worker *w, struct dp_new_plan *p)
+{
+	const struct sg_flow_key *key = p->key;
+	const struct sg_svc_backend *be;
+	uint16_t b;
+
+	if (!p->known)
+		return;
+	b = sg_svc_backend_for_hash(p->e, p->hash);
+	if (b == 0)
+		return;	/* refused: no port taken */
+	be = &p->e->backends[b];
+	if (p->nat) {
+		const struct sg_dp_snat *sn = w->snat;
+		const void *snat = key->family == 4 ? (const void *)&sn->addr4[p->hash % sn->n4] :
+						      sn->addr6[p->hash % sn->n6];
+
+		p->snat_port = snat_port_next(w);
+		sg_flow_key_init(&p->rev, key->family, key->proto, be->addr, snat, be->port,
+				 rte_cpu_to_be_16(p->snat_port));
+	} else if (be->family == key->family) {
+		sg_flow_key_init(&p->rev, key->family, key->proto, be->addr, key->src, be->port,
+				 key->sport);
+	} else {
+		return;
+	}
+	sg_flow_prefetch(w->flows, &p->rev);
+}
+
+/*
+ * The third stage, DP_NEW_PROBE flows ahead, once the bucket is in: a
+ * SNAT port whose reverse key looks taken is traded for the next one, so
+ * that the insert seldom has to try another port and wait for its bucket.
+ */
+static void
+plan_probe(struct sg_dp_worker *w, struct dp_new_plan *p)
+{
+	if (p->snat_port == 0 || !sg_flow_key_seen(w->flows, &p->rev))
+		return;
+	p->snat_port = snat_port_next(w);
+	p->rev.dport = rte_cpu_to_be_16(p->snat_port);
+	sg_flow_prefetch(w->flows, &p->rev);
+}
+
+/* Bring the stages of the flows after the next one to create up to their distance. */
+static void
+plans_advance(struct sg_dp_worker *w, struct dp_new_burst *nb)
+{
+	while (nb->ahead < nb->n && nb->ahead <= nb->next + DP_NEW_AHEAD)
+		plan_reverse(w, &nb->plan[nb->ahead++]);
+	while (nb->probed < nb->ahead && nb->probed <= nb->next + DP_NEW_PROBE)
+		plan_probe(w, &nb->plan[nb->probed++]);
+}
+
+/*
+ * First packet of a flow to service entry e, planned ahead (p) or not
+ * (NULL). Flows start from clients, on external ports: a backend's stray
+ * reply to a SNAT address that is also a node address must not open a
+ * NodePort flow.
+ */
+static void
+flow_new(struct sg_dp_worker *w, struct rte_mbuf *m, const struct sg_pkt_info *pi,
+	 const struct sg_flow_key *key, const struct sg_svc_entry *e, bool via_any,
+	 const struct dp_new_plan *p, uint64_t now)
 {
 	uint8_t in_port = dp_in_port(w, m);
 	const struct sg_svc_backend *be;
@@ -569,7 +604,7 @@ dp_flow_new(struct sg_dp_worker *w, struct rte_mbuf *m, const struct sg_pkt_info
 		dp_drop(w, m, SG_DP_C_drop_src_range);
 		return;
 	}
-	hash = placement_hash(key, e);
+	hash = p != NULL ? p->hash : placement_hash(key, e);
 	b = place(w, key, e, hash, now);
 	if (b == 0) {
 		dp_refuse(w, m, pi, DP_ICMP_PORT_UNREACH, 0, now);
@@ -584,13 +619,11 @@ dp_flow_new(struct sg_dp_worker *w, struct rte_mbuf *m, const struct sg_pkt_info
 		 * a connection we no longer track, a new SNAT port would only
 		 * earn a RST from the backend.
 		 */
-		if (pi->l4_proto == IPPROTO_TCP &&
-		    (dp_frame(m)[pi->l4_off + 13] & (RTE_TCP_SYN_FLAG | RTE_TCP_ACK_FLAG)) !=
-			    RTE_TCP_SYN_FLAG) {
+		if (!nat_may_start(m, pi)) {
 			dp_drop(w, m, SG_DP_C_drop_tcp_midstream);
 			return;
 		}
-		f = nat_flow(w, key, e, b, hash, now, &dir);
+		f = nat_flow(w, key, e, b, hash, p != NULL ? p->snat_port : 0, now, &dir);
 		break;
 	case SG_SVC_MODE_DNAT:
 		f = direct_flow(w, key, e, b, now, &dir, &err);
@@ -621,6 +654,29 @@ dp_flow_new(struct sg_dp_worker *w, struct rte_mbuf *m, const struct sg_pkt_info
 		return;
 	}
 	dp_forward(w, m, pi, f, dir, now);
+}
+
+void
+dp_flow_new(struct sg_dp_worker *w, struct rte_mbuf *m, const struct sg_pkt_info *pi,
+	    const struct sg_flow_key *key, const struct sg_svc_entry *e, bool via_any, uint64_t now)
+{
+	flow_new(w, m, pi, key, e, via_any, NULL, now);
+}
+
+void
+dp_new_create(struct sg_dp_worker *w, struct dp_new_burst *nb, struct rte_mbuf *m,
+	      const struct sg_pkt_info *pi, const struct sg_flow_key *key,
+	      const struct sg_svc_entry *e, bool via_any, uint64_t now)
+{
+	const struct dp_new_plan *p;
+
+	if (nb->next == nb->n || nb->plan[nb->next].key != key) {
+		flow_new(w, m, pi, key, e, via_any, NULL, now);
+		return;
+	}
+	plans_advance(w, nb);
+	p = &nb->plan[nb->next++];
+	flow_new(w, m, pi, key, e, via_any, p, now);
 }
 
 /* Where the flow's backend is in e now: its old index first, else a search. */

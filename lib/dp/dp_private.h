@@ -37,11 +37,14 @@
  */
 #define DP_SWEEP_MIN 64
 /*
- * New flows of a burst whose reverse key is prefetched ahead of the one
- * being created: enough to cover a DRAM access, few enough that a taken
- * SNAT port seldom moves the ports guessed for them.
+ * How many new flows of a burst ahead of the one being created have their
+ * reverse key's index bucket fetched (DP_NEW_AHEAD), and have that bucket
+ * checked for a taken SNAT port (DP_NEW_PROBE, after the fetch has had
+ * time to land): a flow's creation takes long enough to cover a DRAM
+ * access.
  */
 #define DP_NEW_AHEAD 2
+#define DP_NEW_PROBE 1
 /* SNAT ports tried for one new flow before giving up. */
 #define DP_SNAT_TRIES 16
 /*
@@ -166,17 +169,56 @@ uint32_t dp_flow_hash(const struct sg_flow_key *k);
 
 /* dp_modes.c: per-worker state of the modes (the SNAT port cursor). */
 void dp_modes_init(struct sg_dp_worker *w);
-/*
- * dp_modes.c: prefetch for a new flow of service e what its insert will
- * read, `ahead` SNAT ports after the cursor; returns whether it takes one.
- */
-bool dp_flow_new_prefetch(struct sg_dp_worker *w, struct rte_mbuf *m,
-			  const struct sg_pkt_info *pi, const struct sg_flow_key *key,
-			  const struct sg_svc_entry *e, unsigned int ahead);
 /* dp_modes.c: a new flow of service e for the packet (misses only), or stateless. */
 void dp_flow_new(struct sg_dp_worker *w, struct rte_mbuf *m, const struct sg_pkt_info *pi,
 		 const struct sg_flow_key *key, const struct sg_svc_entry *e, bool via_any,
 		 uint64_t now);
+
+/*
+ * A new flow of the burst as worked out ahead of its creation, in stages,
+ * so that what the creation reads (the Maglev entry, the reverse key's
+ * index bucket) is fetched while earlier flows are created.
+ */
+struct dp_new_plan {
+	const struct sg_flow_key *key;
+	const struct sg_svc_entry *e;
+	struct sg_flow_key rev;	/* once prefetched, if snat_port or not NAT */
+	uint32_t hash;		/* placement hash */
+	uint16_t snat_port;	/* host order, taken from the cursor; 0: none */
+	bool nat;		/* will take a SNAT port */
+	bool known;		/* the backend is Maglev's, known ahead */
+};
+
+/* The new flows of a burst, in the order they are created. */
+struct dp_new_burst {
+	struct dp_new_plan plan[SG_MAX_BURST];
+	unsigned int n;		/* planned */
+	unsigned int ahead;	/* of which with their reverse key fetched */
+	unsigned int probed;	/* of which with their bucket checked */
+	unsigned int next;	/* the next to create */
+};
+
+static inline void
+dp_new_init(struct dp_new_burst *nb)
+{
+	nb->n = nb->ahead = nb->probed = nb->next = 0;
+}
+
+/*
+ * dp_modes.c: plan a new flow of service e for the packet, after those
+ * planned before it; every new flow of the burst is planned before the
+ * first is created.
+ */
+void dp_new_add(struct sg_dp_worker *w, struct dp_new_burst *nb, struct rte_mbuf *m,
+		const struct sg_pkt_info *pi, const struct sg_flow_key *key,
+		const struct sg_svc_entry *e);
+/*
+ * dp_modes.c: dp_flow_new() of the next planned flow (key is that plan's;
+ * any other packet is taken unplanned), working ahead on the ones after it.
+ */
+void dp_new_create(struct sg_dp_worker *w, struct dp_new_burst *nb, struct rte_mbuf *m,
+		   const struct sg_pkt_info *pi, const struct sg_flow_key *key,
+		   const struct sg_svc_entry *e, bool via_any, uint64_t now);
 /* dp_modes.c: a packet of a known flow, in direction dir, on its way. */
 void dp_forward(struct sg_dp_worker *w, struct rte_mbuf *m, const struct sg_pkt_info *pi,
 		struct sg_flow *f, unsigned int dir, uint64_t now);

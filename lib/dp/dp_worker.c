@@ -360,8 +360,7 @@ sg_dp_worker_process(struct sg_dp_worker *w, struct rte_mbuf **pkts, unsigned in
 	struct sg_svc_key skeys[SG_MAX_BURST];
 	const struct sg_svc_entry *entries[SG_MAX_BURST];
 	unsigned int nf = 0, nmiss = 0;
-	uint8_t nj[SG_MAX_BURST], nk[SG_MAX_BURST], took[SG_MAX_BURST];
-	unsigned int n_new = 0, pf = 0, cur = 0, ahead = 0;
+	struct dp_new_burst nb;
 	uint64_t any_mask = 0, evicted;
 
 	RTE_ASSERT(n <= SG_MAX_BURST);
@@ -393,6 +392,7 @@ sg_dp_worker_process(struct sg_dp_worker *w, struct rte_mbuf **pkts, unsigned in
 	if (nf == 0)
 		return;
 
+	dp_new_init(&nb);
 	if (sg_flow_lookup_bulk(w->flows, kp, nf, now, flows, dirs) < nf) {
 		for (unsigned int j = 0; j < nf; j++) {
 			const struct sg_flow_key *k = &keys[j];
@@ -409,20 +409,12 @@ sg_dp_worker_process(struct sg_dp_worker *w, struct rte_mbuf **pkts, unsigned in
 			}
 		}
 		sg_svc_lookup_bulk(w->ctx->svc, skeys, nmiss, entries, &any_mask);
-		/* The new flows, whose inserts are prefetched DP_NEW_AHEAD ahead. */
 		for (unsigned int j = 0, k = 0; j < nf; j++) {
 			if (flows[j] != NULL)
 				continue;
-			if (entries[k] != NULL && !(pi[j].flags & SG_PKT_F_ICMP_ERROR)) {
-				nj[n_new] = (uint8_t)j;
-				nk[n_new++] = (uint8_t)k;
-			}
+			if (entries[k] != NULL && !(pi[j].flags & SG_PKT_F_ICMP_ERROR))
+				dp_new_add(w, &nb, fm[j], &pi[j], &keys[j], entries[k]);
 			k++;
-		}
-		while (pf < n_new && pf < DP_NEW_AHEAD) {
-			took[pf] = dp_flow_new_prefetch(w, fm[nj[pf]], &pi[nj[pf]], &keys[nj[pf]],
-							entries[nk[pf]], ahead);
-			ahead += took[pf++];
 		}
 	}
 
@@ -456,18 +448,8 @@ sg_dp_worker_process(struct sg_dp_worker *w, struct rte_mbuf **pkts, unsigned in
 			continue;
 		}
 		if (entries[k] != NULL) {
-			/* ahead counts the ports of new flows [cur, pf), this one's included. */
-			if (cur < n_new && nj[cur] == j) {
-				if (pf < n_new) {
-					took[pf] = dp_flow_new_prefetch(w, fm[nj[pf]], &pi[nj[pf]],
-									&keys[nj[pf]],
-									entries[nk[pf]], ahead);
-					ahead += took[pf++];
-				}
-				ahead -= took[cur++];
-			}
-			dp_flow_new(w, fm[j], &pi[j], &keys[j], entries[k], (any_mask >> k) & 1,
-				    now);
+			dp_new_create(w, &nb, fm[j], &pi[j], &keys[j], entries[k],
+				      (any_mask >> k) & 1, now);
 		} else {
 			dp_drop(w, fm[j], SG_DP_C_drop_not_ours);
 		}

@@ -592,6 +592,15 @@ sg_flow_prefetch(const struct sg_flow_table *t, const struct sg_flow_key *key)
 	rte_prefetch0(&x->bkt[flow_index_primary(x, flow_key_sig(x->seed, key))]);
 }
 
+bool
+sg_flow_key_seen(const struct sg_flow_table *t, const struct sg_flow_key *key)
+{
+	const struct flow_index *x = &t->idx;
+	uint32_t sig = flow_key_sig(x->seed, key);
+
+	return flow_bucket_match(&x->bkt[flow_index_primary(x, sig)], sig) != 0;
+}
+
 /* Whether key belongs to a live flow; an expired one is removed on the way. */
 static int
 key_in_use(struct sg_flow_table *t, const struct sg_flow_key *key, uint32_t sig, uint64_t now)

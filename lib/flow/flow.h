@@ -44,6 +44,7 @@
 #ifndef SG_FLOW_H
 #define SG_FLOW_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -249,6 +250,16 @@ struct sg_flow *sg_flow_lookup(struct sg_flow_table *t, const struct sg_flow_key
  * keys first. Only a hint; key need not be valid. Fast path.
  */
 void sg_flow_prefetch(const struct sg_flow_table *t, const struct sg_flow_key *key);
+
+/*
+ * Whether key is likely in use, told by the one bucket line
+ * sg_flow_prefetch() fetches: its signature is there. Only a hint, for a
+ * caller choosing among keys that are all as good (a new flow's SNAT
+ * port): another key may have the same signature, the flow may have
+ * expired, and the few keys kept outside their first bucket are missed.
+ * sg_flow_insert() alone decides. Fast path.
+ */
+bool sg_flow_key_seen(const struct sg_flow_table *t, const struct sg_flow_key *key);
 
 /*
  * Create a flow under fwd and, unless rev is NULL (DSR), under rev, bound to

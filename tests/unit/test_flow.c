@@ -1954,6 +1954,31 @@ test_prefetch(void **state)
 	sg_flow_table_free(t);
 }
 
+/* sg_flow_key_seen() tells the keys of flows in the table from others, and changes nothing. */
+static void
+test_key_seen(void **state)
+{
+	struct sg_flow_table *t = table("seen", 64);
+	struct sg_flow_key kf, kr, other_f, other_r;
+	struct sg_flow *f;
+
+	(void)state;
+	flow_keys(1, IPPROTO_TCP, &kf, &kr);
+	flow_keys(2, IPPROTO_TCP, &other_f, &other_r);
+	assert_false(sg_flow_key_seen(t, &kf));
+	assert_false(sg_flow_key_seen(t, &kr));
+	assert_int_equal(sg_flow_insert(t, &kf, &kr, 1, 1, 1, T0, &f), 0);
+	assert_true(sg_flow_key_seen(t, &kf));
+	assert_true(sg_flow_key_seen(t, &kr));
+	assert_false(sg_flow_key_seen(t, &other_f));
+	assert_false(sg_flow_key_seen(t, &other_r));
+	assert_int_equal(sg_flow_stats(t)->lookups, 0);
+	assert_int_equal(sg_flow_stats(t)->expired_lazy, 0);
+	assert_int_equal(sg_flow_count(t), 1);
+	check_index(t);
+	sg_flow_table_free(t);
+}
+
 /*
  * The sweep removes expired flows in batches (their buckets prefetched
  * together): a call that meets more expired flows than a batch holds
@@ -2333,6 +2358,7 @@ main(int argc, char **argv)
 		cmocka_unit_test(test_sweep),
 		cmocka_unit_test(test_sweep_batches),
 		cmocka_unit_test(test_prefetch),
+		cmocka_unit_test(test_key_seen),
 		cmocka_unit_test(test_full_table),
 		cmocka_unit_test(test_full_at_worst_load),
 		cmocka_unit_test(test_rate_limit),
