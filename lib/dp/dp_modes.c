@@ -51,22 +51,66 @@ snat_first_port(const struct sg_dp_worker *w)
 	return min + (w->index + n - min % n) % n;
 }
 
-/* The next SNAT port of this worker: p % n_workers == index, round robin. */
-static uint16_t
-snat_port_next(struct sg_dp_worker *w)
+/* The cursor of pod be: Fibonacci hashing of its address' last word and its port. */
+static struct dp_snat_cursor *
+snat_cursor(struct sg_dp_worker *w, const struct sg_svc_backend *be)
 {
-	uint32_t p = w->snat_next;
+	uint32_t word;
 
-	w->snat_next += w->n_workers;
-	if (w->snat_next > w->ctx->snat_port_max)
-		w->snat_next = snat_first_port(w);
-	return (uint16_t)p;
+	memcpy(&word, be->addr + (be->family == 6 ? 12 : 0), 4);
+	return &w->snat_cur[((word ^ be->port) * 2654435761u) >>
+			    (32 - __builtin_ctz(DP_SNAT_CURSORS))];
+}
+
+/*
+ * The next SNAT address (index among n) and port for a flow to pod be:
+ * every address in turn, then the next port this worker owns
+ * (p % n_workers == index).
+ */
+static struct dp_snat_cursor
+snat_next(struct sg_dp_worker *w, const struct sg_svc_backend *be, unsigned int n)
+{
+	struct dp_snat_cursor *c = snat_cursor(w, be), pick;
+
+	if (c->addr >= n)	/* fewer addresses since a reload */
+		c->addr = 0;
+	pick = *c;
+	if (++c->addr == n) {
+		uint32_t port = c->port + w->n_workers;
+
+		c->addr = 0;
+		c->port = (uint16_t)(port > w->ctx->snat_port_max ? snat_first_port(w) : port);
+	}
+	return pick;
+}
+
+static unsigned int
+snat_count(const struct sg_dp_snat *sn, uint8_t family)
+{
+	return family == 4 ? sn->n4 : sn->n6;
+}
+
+static const void *
+snat_addr(const struct sg_dp_snat *sn, uint8_t family, unsigned int i)
+{
+	return family == 4 ? (const void *)&sn->addr4[i] : sn->addr6[i];
+}
+
+/* The reverse key of a NAT flow fwd to pod be from SNAT address and port s. */
+static void
+snat_key(const struct sg_dp_worker *w, const struct sg_flow_key *fwd,
+	 const struct sg_svc_backend *be, struct dp_snat_cursor s, struct sg_flow_key *rev)
+{
+	sg_flow_key_init(rev, fwd->family, fwd->proto, be->addr,
+			 snat_addr(w->snat, fwd->family, s.addr), be->port,
+			 rte_cpu_to_be_16(s.port));
 }
 
 void
 dp_modes_init(struct sg_dp_worker *w)
 {
-	w->snat_next = snat_first_port(w);
+	for (unsigned int i = 0; i < DP_SNAT_CURSORS; i++)
+		w->snat_cur[i] = (struct dp_snat_cursor){ .port = (uint16_t)snat_first_port(w) };
 }
 
 /*
@@ -94,19 +138,17 @@ insert(struct sg_dp_worker *w, const struct sg_flow_key *fwd, const struct sg_fl
 
 /*
  * A new NAT flow: the reply tuple is (backend -> SNAT address:port), with a
- * port this worker owns, so replies can find it: `port` if not 0 (taken
- * from the cursor ahead, see plan_reverse()), else the cursor's next. A
- * port whose reply tuple is taken shows up as -EEXIST from the insert, and
- * the cursor's next one is tried.
+ * port this worker owns, so replies can find it: `first` if its port is
+ * not 0 (taken ahead, see plan_reverse()), else the pod's cursor's next.
+ * A reply tuple that is taken shows up as -EEXIST from the insert, and the
+ * cursor's next is tried.
  */
 static struct sg_flow *
 nat_flow(struct sg_dp_worker *w, const struct sg_flow_key *fwd, const struct sg_svc_entry *e,
-	 uint16_t b, uint32_t hash, uint16_t port, uint64_t now, uint8_t *dir)
+	 uint16_t b, struct dp_snat_cursor first, uint64_t now, uint8_t *dir)
 {
 	const struct sg_svc_backend *be = &e->backends[b];
-	const struct sg_dp_snat *sn = w->snat;
-	unsigned int n = fwd->family == 4 ? sn->n4 : sn->n6;
-	const void *snat;
+	unsigned int n = snat_count(w->snat, fwd->family);
 	struct sg_flow_key rev;
 	struct sg_flow *f;
 	int err;
@@ -115,12 +157,8 @@ nat_flow(struct sg_dp_worker *w, const struct sg_flow_key *fwd, const struct sg_
 		DP_COUNT(w, drop_snat_ports);
 		return NULL;
 	}
-	snat = fwd->family == 4 ? (const void *)&sn->addr4[hash % n] : sn->addr6[hash % n];
 	for (unsigned int t = 0; t < DP_SNAT_TRIES; t++) {
-		if (t > 0 || port == 0)
-			port = snat_port_next(w);
-		sg_flow_key_init(&rev, fwd->family, fwd->proto, be->addr, snat, be->port,
-				 rte_cpu_to_be_16(port));
+		snat_key(w, fwd, be, t == 0 && first.port != 0 ? first : snat_next(w, be, n), &rev);
 		f = insert(w, fwd, &rev, e, b, now, dir, &err);
 		if (f != NULL)
 			return f;
@@ -499,14 +537,13 @@ dp_new_add(struct sg_dp_worker *w, struct dp_new_burst *nb, struct rte_mbuf *m,
 	   const struct sg_pkt_info *pi, const struct sg_flow_key *key,
 	   const struct sg_svc_entry *e)
 {
-	const struct sg_dp_snat *sn = w->snat;
 	struct dp_new_plan *p = &nb->plan[nb->n++];
 
 	p->key = key;
 	p->e = e;
 	p->hash = placement_hash(key, e);
-	p->snat_port = 0;
-	p->nat = e->mode == SG_SVC_MODE_NAT && (key->family == 4 ? sn->n4 : sn->n6) != 0 &&
+	p->snat.port = 0;
+	p->nat = e->mode == SG_SVC_MODE_NAT && snat_count(w->snat, key->family) != 0 &&
 		 nat_may_start(m, pi);
 	p->known = !(e->flags & SG_SVC_F_AFFINITY) && e->maglev_size != 0;
 	if (p->known)
@@ -516,7 +553,8 @@ dp_new_add(struct sg_dp_worker *w, struct dp_new_burst *nb, struct rte_mbuf *m,
 /*
  * The second stage, DP_NEW_AHEAD flows ahead: the reverse key the flow
  * will be inserted with, and the fetch of its index bucket. A NAT flow's
- * SNAT port is taken from the cursor now, so the key is exact.
+ * SNAT address and port are taken from its pod's cursor now, so the key
+ * is exact.
  */
 static void
 plan_reverse(struct sg_dp_worker *w, struct dp_new_plan *p)
@@ -532,13 +570,9 @@ plan_reverse(struct sg_dp_worker *w, struct dp_new_plan *p)
 		return;	/* refused: no port taken */
 	be = &p->e->backends[b];
 	if (p->nat) {
-		const struct sg_dp_snat *sn = w->snat;
-		const void *snat = key->family == 4 ? (const void *)&sn->addr4[p->hash % sn->n4] :
-						      sn->addr6[p->hash % sn->n6];
-
-		p->snat_port = snat_port_next(w);
-		sg_flow_key_init(&p->rev, key->family, key->proto, be->addr, snat, be->port,
-				 rte_cpu_to_be_16(p->snat_port));
+		p->be = be;
+		p->snat = snat_next(w, be, snat_count(w->snat, key->family));
+		snat_key(w, key, be, p->snat, &p->rev);
 	} else if (be->family == key->family) {
 		sg_flow_key_init(&p->rev, key->family, key->proto, be->addr, key->src, be->port,
 				 key->sport);
@@ -550,16 +584,17 @@ plan_reverse(struct sg_dp_worker *w, struct dp_new_plan *p)
 
 /*
  * The third stage, DP_NEW_PROBE flows ahead, once the bucket is in: a
- * SNAT port whose reverse key looks taken is traded for the next one, so
- * that the insert seldom has to try another port and wait for its bucket.
+ * SNAT address and port whose reverse key looks taken are traded for the
+ * cursor's next, so that the insert seldom has to try another and wait
+ * for its bucket.
  */
 static void
 plan_probe(struct sg_dp_worker *w, struct dp_new_plan *p)
 {
-	if (p->snat_port == 0 || !sg_flow_key_seen(w->flows, &p->rev))
+	if (p->snat.port == 0 || !sg_flow_key_seen(w->flows, &p->rev))
 		return;
-	p->snat_port = snat_port_next(w);
-	p->rev.dport = rte_cpu_to_be_16(p->snat_port);
+	p->snat = snat_next(w, p->be, snat_count(w->snat, p->key->family));
+	snat_key(w, p->key, p->be, p->snat, &p->rev);
 	sg_flow_prefetch(w->flows, &p->rev);
 }
 
@@ -623,7 +658,8 @@ flow_new(struct sg_dp_worker *w, struct rte_mbuf *m, const struct sg_pkt_info *p
 			dp_drop(w, m, SG_DP_C_drop_tcp_midstream);
 			return;
 		}
-		f = nat_flow(w, key, e, b, hash, p != NULL ? p->snat_port : 0, now, &dir);
+		f = nat_flow(w, key, e, b, p != NULL ? p->snat : (struct dp_snat_cursor){ 0 }, now,
+			     &dir);
 		break;
 	case SG_SVC_MODE_DNAT:
 		f = direct_flow(w, key, e, b, now, &dir, &err);

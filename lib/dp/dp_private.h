@@ -48,6 +48,21 @@
 /* SNAT ports tried for one new flow before giving up. */
 #define DP_SNAT_TRIES 16
 /*
+ * SNAT cursors of a worker (a power of two). Each pod, by a hash of its
+ * address and port, takes the (SNAT address, port) pairs in turn from a
+ * cursor of its own, so a pair comes back to a pod only after all of them
+ * did: with one cursor for every pod, a pod with many flows met its own
+ * live reply tuples long before it had used the pairs up. Pods that share
+ * a cursor only take turns on it.
+ */
+#define DP_SNAT_CURSORS 256
+
+/* A SNAT address (an index into this burst's list) and port, host order. */
+struct dp_snat_cursor {
+	uint16_t port;
+	uint16_t addr;
+};
+/*
  * RSTs and ICMP errors a worker sends, per second and at once: RFC 1812
  * §4.3.2.8 and RFC 4443 §2.4 (f) ask for a limit, so that refusing a flood
  * does not become one.
@@ -92,7 +107,8 @@ struct sg_dp_worker {
 	uint16_t index;
 	uint16_t n_workers;
 	unsigned int qsbr_id;
-	uint32_t snat_next;	/* next SNAT port to try; ≡ index mod n_workers */
+	/* The next SNAT address and port for pods, by a hash of the pod (dp_modes.c). */
+	struct dp_snat_cursor snat_cur[DP_SNAT_CURSORS];
 	uint32_t sweep_shortest_ms; /* the table's shortest timeout, which paces the sweep */
 	uint64_t sweep_last_ms;
 	const struct sg_dp_snat *snat; /* this burst's SNAT addresses */
@@ -167,7 +183,7 @@ dp_family(const struct sg_pkt_info *pi)
 /* dp_worker.c: the flow hash Maglev places new flows with. */
 uint32_t dp_flow_hash(const struct sg_flow_key *k);
 
-/* dp_modes.c: per-worker state of the modes (the SNAT port cursor). */
+/* dp_modes.c: per-worker state of the modes (the SNAT cursors). */
 void dp_modes_init(struct sg_dp_worker *w);
 /* dp_modes.c: a new flow of service e for the packet (misses only), or stateless. */
 void dp_flow_new(struct sg_dp_worker *w, struct rte_mbuf *m, const struct sg_pkt_info *pi,
@@ -182,9 +198,10 @@ void dp_flow_new(struct sg_dp_worker *w, struct rte_mbuf *m, const struct sg_pkt
 struct dp_new_plan {
 	const struct sg_flow_key *key;
 	const struct sg_svc_entry *e;
-	struct sg_flow_key rev;	/* once prefetched, if snat_port or not NAT */
+	const struct sg_svc_backend *be;	/* a NAT flow's pod, once snat is taken */
+	struct sg_flow_key rev;	/* once prefetched, if snat taken or not NAT */
 	uint32_t hash;		/* placement hash */
-	uint16_t snat_port;	/* host order, taken from the cursor; 0: none */
+	struct dp_snat_cursor snat;	/* taken from the pod's cursor; port 0: not yet */
 	bool nat;		/* will take a SNAT port */
 	bool known;		/* the backend is Maglev's, known ahead */
 };

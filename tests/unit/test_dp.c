@@ -2719,6 +2719,46 @@ test_snat_exhaustion(void **state)
 	assert_true(a >= SNAT_MIN && a <= SNAT_MIN + 1);
 }
 
+/*
+ * Two SNAT addresses: flows to one pod take them in turn on one port, then
+ * the next port, so that a reply tuple comes back to a pod only after all
+ * of them; a flow to another pod starts on its own cursor, from the first
+ * port.
+ */
+static void
+test_snat_pairs(void **state)
+{
+	static const char snat4b[] = "203.0.113.3";
+	struct pkt p;
+	uint16_t a, b, c, d;
+
+	(void)state;
+	cur = "snat addresses in turn";
+	E.snat.n4 = 2;
+	memcpy(&E.snat.addr4[1], A(snat4b).a, 4);
+
+	p = pkt_new(TCP, C4, 51000, "192.0.2.10", 80);
+	assert_int_equal(send_pkt(&p, P_EXT), 1);
+	a = expect_fwd(&outs[0], &p, SNAT4, ANY_PORT, "203.0.113.11", 8080);
+	p = pkt_new(TCP, C4, 51001, "192.0.2.10", 80);
+	assert_int_equal(send_pkt(&p, P_EXT), 1);
+	b = expect_fwd(&outs[0], &p, snat4b, ANY_PORT, "203.0.113.11", 8080);
+	p = pkt_new(TCP, C4, 51002, "192.0.2.10", 80);
+	assert_int_equal(send_pkt(&p, P_EXT), 1);
+	c = expect_fwd(&outs[0], &p, SNAT4, ANY_PORT, "203.0.113.11", 8080);
+	p = pkt_new(UDP, C4, 51003, "192.0.2.10", 53);
+	assert_int_equal(send_pkt(&p, P_EXT), 1);
+	d = expect_fwd(&outs[0], &p, SNAT4, ANY_PORT, "203.0.113.12", 5353);
+	check_snat_port(a, 0);
+	check_snat_port(c, 0);
+	assert_int_equal(a, SNAT_MIN);
+	assert_int_equal(b, a);
+	assert_int_equal(c, a + 1);
+	assert_int_equal(d, SNAT_MIN);
+
+	E.snat.n4 = 1;
+}
+
 /* ---- two workers ---------------------------------------------------------- */
 
 static uint16_t
@@ -3242,6 +3282,7 @@ main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_fragment_flood, setup1, teardown),
 		cmocka_unit_test_setup_teardown(test_reply_limit, setup1, teardown),
 		cmocka_unit_test_setup_teardown(test_snat_exhaustion, setup1, teardown),
+		cmocka_unit_test_setup_teardown(test_snat_pairs, setup1, teardown),
 		cmocka_unit_test_setup_teardown(test_two_workers_fragments, setup2, teardown),
 		cmocka_unit_test_setup_teardown(test_two_workers_flows, setup2, teardown),
 	};
