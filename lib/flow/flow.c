@@ -304,6 +304,33 @@ initial_state(uint8_t proto)
 }
 
 /*
+ * The checksum changes of both directions: forward packets become the
+ * reverse tuple swapped, replies the forward one. The reply's rewrite
+ * undoes the forward one, so its change is the forward's negated in ones'
+ * complement: ~F, the same value sg_pkt_nat_csum() folds to, except for a
+ * forward change that folds to 0xffff (a zero), where which of the two
+ * zeroes the reply's sum folds to needs the sum itself.
+ */
+static void
+flow_csums(struct sg_flow *f, uint32_t alen, const struct sg_flow_key *fwd,
+	   const struct sg_flow_key *rev)
+{
+	struct sg_pkt_nat_csum c = sg_pkt_nat_csum(alen, fwd->src, fwd->dst, fwd->sport,
+						   fwd->dport, rev->dst, rev->src, rev->dport,
+						   rev->sport);
+
+	f->csum[SG_FLOW_DIR_FWD] = c;
+	if (sg_unlikely(c.l3 == 0xffff || c.l4 == 0xffff)) {
+		f->csum[SG_FLOW_DIR_REV] = sg_pkt_nat_csum(alen, rev->src, rev->dst, rev->sport,
+							   rev->dport, fwd->dst, fwd->src,
+							   fwd->dport, fwd->sport);
+		return;
+	}
+	f->csum[SG_FLOW_DIR_REV].l3 = (uint16_t)~c.l3;
+	f->csum[SG_FLOW_DIR_REV].l4 = (uint16_t)~c.l4;
+}
+
+/*
  * Token bucket (RFC 2697's single bucket, without colours): refilled from
  * `now`, so it costs nothing between inserts and needs no timer.
  */
@@ -684,17 +711,9 @@ sg_flow_insert(struct sg_flow_table *t, const struct sg_flow_key *fwd,
 		}
 	}
 	if (rev != NULL) {
-		uint32_t alen = v6 ? 16 : 4;
-
 		f->port[SG_FLOW_REV_SRC] = rev->sport;
 		f->port[SG_FLOW_REV_DST] = rev->dport;
-		/* Forward packets become the reverse tuple swapped, replies the forward one. */
-		f->csum[SG_FLOW_DIR_FWD] = sg_pkt_nat_csum(alen, fwd->src, fwd->dst, fwd->sport,
-							   fwd->dport, rev->dst, rev->src,
-							   rev->dport, rev->sport);
-		f->csum[SG_FLOW_DIR_REV] = sg_pkt_nat_csum(alen, rev->src, rev->dst, rev->sport,
-							   rev->dport, fwd->dst, fwd->src,
-							   fwd->dport, fwd->sport);
+		flow_csums(f, v6 ? 16 : 4, fwd, rev);
 	}
 
 	/*

@@ -1954,6 +1954,68 @@ test_prefetch(void **state)
 	sg_flow_table_free(t);
 }
 
+/*
+ * Each direction's checksum change is sg_pkt_nat_csum() of its rewrite,
+ * to the bit: for ordinary tuples, and for the ones whose changes fold to
+ * either zero (the reverse change is not simply the forward one negated
+ * there): an address, a port or both kept, and all-zero to all-ones.
+ */
+static void
+test_nat_csums(void **state)
+{
+	static const struct {
+		uint8_t family;
+		uint8_t fs[16], fd[16], rs[16], rd[16];
+		uint16_t fsp, fdp, rsp, rdp;
+	} cases[] = {
+		{ 4, { 198, 51, 100, 7 }, { 192, 0, 2, 10 }, { 203, 0, 113, 5 },
+		  { 203, 0, 113, 1 }, 40000, 80, 8080, 1024 },
+		/* dnat, addresses unchanged: only the ports move */
+		{ 4, { 198, 51, 100, 7 }, { 192, 0, 2, 10 }, { 192, 0, 2, 10 },
+		  { 198, 51, 100, 7 }, 40000, 80, 8080, 40000 },
+		/* the reverse tuple is the forward one turned around: nothing changes */
+		{ 4, { 198, 51, 100, 7 }, { 192, 0, 2, 10 }, { 192, 0, 2, 10 },
+		  { 198, 51, 100, 7 }, 40000, 80, 80, 40000 },
+		/* all zeroes to all ones */
+		{ 4, { 0 }, { 0 }, { 255, 255, 255, 255 }, { 255, 255, 255, 255 }, 0, 0, 0xffff,
+		  0xffff },
+		/* all ones to all zeroes */
+		{ 4, { 255, 255, 255, 255 }, { 255, 255, 255, 255 }, { 0 }, { 0 }, 0xffff, 0xffff,
+		  0, 0 },
+		{ 6, { 0x20, 0x01, 0x0d, 0xb8, [15] = 7 }, { 0x20, 0x01, 0x0d, 0xb8, [15] = 10 },
+		  { 0x20, 0x01, 0x0d, 0xb8, 0, 0xf, [15] = 5 }, { 0x20, 0x01, 0x0d, 0xb8, [15] = 2 },
+		  40000, 443, 8443, 2048 },
+		{ 6, { 0x20, 0x01, 0x0d, 0xb8, [15] = 7 }, { 0x20, 0x01, 0x0d, 0xb8, [15] = 10 },
+		  { 0x20, 0x01, 0x0d, 0xb8, [15] = 10 }, { 0x20, 0x01, 0x0d, 0xb8, [15] = 7 },
+		  40000, 443, 443, 40000 },
+	};
+	struct sg_flow_table *t = table("csums", 64);
+
+	(void)state;
+	for (size_t i = 0; i < RTE_DIM(cases); i++) {
+		uint32_t alen = cases[i].family == 6 ? 16 : 4;
+		struct sg_pkt_nat_csum want_fwd, want_rev;
+		struct sg_flow_key fwd, rev;
+		struct sg_flow *f;
+
+		sg_flow_key_init(&fwd, cases[i].family, IPPROTO_TCP, cases[i].fs, cases[i].fd,
+				 be16(cases[i].fsp), be16(cases[i].fdp));
+		sg_flow_key_init(&rev, cases[i].family, IPPROTO_TCP, cases[i].rs, cases[i].rd,
+				 be16(cases[i].rsp), be16(cases[i].rdp));
+		want_fwd = sg_pkt_nat_csum(alen, fwd.src, fwd.dst, fwd.sport, fwd.dport, rev.dst,
+					   rev.src, rev.dport, rev.sport);
+		want_rev = sg_pkt_nat_csum(alen, rev.src, rev.dst, rev.sport, rev.dport, fwd.dst,
+					   fwd.src, fwd.dport, fwd.sport);
+		assert_int_equal(sg_flow_insert(t, &fwd, &rev, 1, 1, 1, T0, &f), 0);
+		assert_int_equal(f->csum[SG_FLOW_DIR_FWD].l3, want_fwd.l3);
+		assert_int_equal(f->csum[SG_FLOW_DIR_FWD].l4, want_fwd.l4);
+		assert_int_equal(f->csum[SG_FLOW_DIR_REV].l3, want_rev.l3);
+		assert_int_equal(f->csum[SG_FLOW_DIR_REV].l4, want_rev.l4);
+		assert_int_equal(sg_flow_delete(t, f), 0);
+	}
+	sg_flow_table_free(t);
+}
+
 /* sg_flow_key_seen() tells the keys of flows in the table from others, and changes nothing. */
 static void
 test_key_seen(void **state)
@@ -2338,6 +2400,7 @@ main(int argc, char **argv)
 		cmocka_unit_test(test_touch),
 		cmocka_unit_test(test_timeouts_and_names),
 		cmocka_unit_test(test_nat_flow),
+		cmocka_unit_test(test_nat_csums),
 		cmocka_unit_test(test_dsr_and_initial_states),
 		cmocka_unit_test(test_exists),
 		cmocka_unit_test(test_ipv6),
