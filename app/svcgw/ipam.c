@@ -110,6 +110,7 @@ struct app_ipam {
 	struct sg_ipam *ipam;
 	struct sg_k8s *client;
 	struct app_map recs;		/* key -> rec */
+	struct app_map inflight;	/* rec.tag -> rec, for those with a request out */
 	bool synced;			/* the first full list is in */
 	bool writer;
 	bool default_class;
@@ -362,6 +363,41 @@ rec_free(struct rec *r)
 	free(r);
 }
 
+/* Forget r (under key, a copy: r->key goes with r), its request in flight with it. */
+static void
+rec_drop(struct app_ipam *m, const char *key, struct rec *r)
+{
+	if (r->inflight != JOB_NONE)
+		app_map_del(&m->inflight, &r->tag, sizeof(r->tag));
+	app_map_dels(&m->recs, key);
+	rec_free(r);
+}
+
+/*
+ * Queue a request for r, which has none in flight (callers check
+ * r->inflight: the tag is the key of r's entry in m->inflight and must not
+ * change under it). Its answer comes back with the tag and finds r there
+ * at once, however many Services there are.
+ */
+static int
+request(struct app_ipam *m, struct rec *r, uint8_t job, const char *method, const char *path,
+	const char *content_type, const char *body)
+{
+	int rc;
+
+	r->tag = ++m->seq;
+	rc = app_map_put(&m->inflight, &r->tag, sizeof(r->tag), r);
+	if (rc != 0)
+		return rc;
+	rc = sg_k8s_request(m->client, method, path, content_type, body, r->tag);
+	if (rc != 0) {
+		app_map_del(&m->inflight, &r->tag, sizeof(r->tag));
+		return rc;
+	}
+	r->inflight = job;
+	return 0;
+}
+
 /* ---- writes --------------------------------------------------------------------------- */
 
 static int
@@ -407,12 +443,8 @@ patch_status(struct app_ipam *m, struct rec *r)
 	if (body == NULL)
 		return -ENOMEM;
 	svc_path(r, "/status", path, sizeof(path));
-	r->tag = ++m->seq;
-	rc = sg_k8s_request(m->client, "PATCH", path, "application/merge-patch+json", body,
-			    r->tag);
+	rc = request(m, r, JOB_PATCH, "PATCH", path, "application/merge-patch+json", body);
 	free(body);
-	if (rc == 0)
-		r->inflight = JOB_PATCH;
 	return rc;
 }
 
@@ -420,14 +452,9 @@ static int
 get_service(struct app_ipam *m, struct rec *r)
 {
 	char path[600];
-	int rc;
 
 	svc_path(r, "", path, sizeof(path));
-	r->tag = ++m->seq;
-	rc = sg_k8s_request(m->client, "GET", path, NULL, NULL, r->tag);
-	if (rc == 0)
-		r->inflight = JOB_GET;
-	return rc;
+	return request(m, r, JOB_GET, "GET", path, NULL, NULL);
 }
 
 static void
@@ -461,24 +488,6 @@ take_rv(struct rec *r, const char *body)
 	if (cJSON_IsString(rv))
 		snprintf(r->rv, sizeof(r->rv), "%s", rv->valuestring);
 	cJSON_Delete(o);
-}
-
-struct tag_walk {
-	uint64_t tag;
-	struct rec *found;
-};
-
-static int
-find_tag(void *val, void *arg)
-{
-	struct rec *r = val;
-	struct tag_walk *w = arg;
-
-	if (r->inflight != JOB_NONE && r->tag == w->tag) {
-		w->found = r;
-		return 1;
-	}
-	return 0;
 }
 
 /* What a GET found of a Service, for deciding whether to write on it. */
@@ -543,8 +552,7 @@ forget(struct sg_app *a, struct app_ipam *m, struct rec *r)
 
 	snprintf(key, sizeof(key), "%s", r->key);
 	sg_ipam_release(m->ipam, key);
-	app_map_dels(&m->recs, key);
-	rec_free(r);
+	rec_drop(m, key, r);
 	if (held)
 		app_services_k8s_refresh(a, key);
 }
@@ -635,13 +643,10 @@ reread(struct sg_app *a, struct app_ipam *m, struct rec *r, struct sg_k8s_respon
 static void
 answered(struct sg_app *a, struct app_ipam *m, struct sg_k8s_response *resp, uint64_t now)
 {
-	struct tag_walk w = { resp->tag, NULL };
+	struct rec *r = app_map_del(&m->inflight, &resp->tag, sizeof(resp->tag));
 	char msg[200], held[120];
-	struct rec *r;
 	uint8_t job;
 
-	app_map_each(&m->recs, find_tag, &w);
-	r = w.found;
 	if (r == NULL)
 		return;
 	job = r->inflight;
@@ -759,6 +764,7 @@ app_ipam_create(struct sg_app *a, struct sg_k8s *client, struct app_ipam **out)
 	m->writer = wants_writer(a, c);
 	m->default_class = c->lb.default_class;
 	app_map_init(&m->recs);
+	app_map_init(&m->inflight);
 	if (gethostname(m->instance, sizeof(m->instance)) != 0)
 		snprintf(m->instance, sizeof(m->instance), "svcgw");
 	srand((unsigned int)sg_mono_ms());
@@ -784,6 +790,7 @@ app_ipam_free(struct app_ipam *m)
 		return;
 	app_map_each(&m->recs, free_rec_cb, NULL);
 	app_map_fini(&m->recs);
+	app_map_fini(&m->inflight);
 	sg_ipam_free(m->ipam);
 	free(m);
 }
@@ -807,10 +814,8 @@ app_ipam_observe(struct sg_app *a, const char *key, const struct sg_k8s_service 
 		 * The status goes if the Service still exists (a GET tells).
 		 */
 		r->dirty = m->writer && r->n_status > 0;
-		if (!r->dirty && r->inflight == JOB_NONE) {
-			app_map_dels(&m->recs, key);
-			rec_free(r);
-		}
+		if (!r->dirty && r->inflight == JOB_NONE)
+			rec_drop(m, key, r);
 		return;
 	}
 	if (r == NULL) {
