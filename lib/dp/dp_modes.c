@@ -403,9 +403,9 @@ dp_forward(struct sg_dp_worker *w, struct rte_mbuf *m, const struct sg_pkt_info 
 	}
 	if (sg_likely(sg_pkt_nat4_fast_ok(pi))) {
 		/* The TTL drops in the same header checksum update. */
-		sg_pkt_nat4_fast(dp_frame(m), pi, x.src, x.sport, x.dst, x.dport, x.csum, true);
+		sg_pkt_nat4_fast(dp_frame(m), pi, x.src, x.sport, x.dst, x.dport, x.csum);
 	} else if (sg_likely(sg_pkt_nat6_fast_ok(pi))) {
-		sg_pkt_nat6_fast(dp_frame(m), pi, x.src, x.sport, x.dst, x.dport, x.csum, true);
+		sg_pkt_nat6_fast(dp_frame(m), pi, x.src, x.sport, x.dst, x.dport, x.csum);
 	} else {
 		struct sg_pkt_nat nat = {
 			.flags = SG_PKT_NAT_SRC | SG_PKT_NAT_DST,

@@ -471,27 +471,23 @@ sg_pkt_nat_fast_l4(uint8_t *l4, uint8_t proto, uint16_t l4_csum, bool udp_csum_o
  * sg_pkt_nat_csum() from the packet's addresses and ports to these: both
  * addresses and both ports rewritten, the IPv4 header and the TCP or UDP
  * checksum updated (an IPv4 UDP checksum of 0 stays 0, a result of 0 is
- * sent as 0xffff, RFC 768). With hop, the TTL is also decremented, as a
- * router does (RFC 1812 §5.3.1), in the same header checksum update; the
- * caller made sure it is above 1. Addresses and ports in network order.
+ * sent as 0xffff, RFC 768), and the TTL decremented as a router does
+ * (RFC 1812 §5.3.1), in the same header checksum update: the caller made
+ * sure it is above 1. Addresses and ports in network order.
  */
 static inline void
 sg_pkt_nat4_fast(uint8_t *buf, const struct sg_pkt_info *pi, const void *src, uint16_t sport,
-		 const void *dst, uint16_t dport, struct sg_pkt_nat_csum csum, bool hop)
+		 const void *dst, uint16_t dport, struct sg_pkt_nat_csum csum)
 {
 	/* The TTL/protocol word's change when the TTL drops by one: -0x0100 in network order. */
 	static const uint8_t ttl_one[2] = { 1, 0 };
 	uint8_t *ip = buf + pi->l3_off;
-	uint32_t d3 = csum.l3;
 	uint16_t c, one;
 
-	if (hop) {
-		memcpy(&one, ttl_one, 2);
-		d3 += (uint16_t)~one;
-		ip[8]--;
-	}
+	memcpy(&one, ttl_one, 2);
+	ip[8]--;
 	memcpy(&c, ip + 10, 2);
-	c = sg_csum_apply(c, d3);
+	c = sg_csum_apply(c, (uint32_t)csum.l3 + (uint16_t)~one);
 	memcpy(ip + 10, &c, 2);
 	memcpy(ip + 12, src, 4);
 	memcpy(ip + 16, dst, 4);
@@ -512,16 +508,15 @@ sg_pkt_nat6_fast_ok(const struct sg_pkt_info *pi)
 
 /*
  * sg_pkt_nat4_fast() for IPv6 (sg_pkt_nat6_fast_ok()): no header checksum;
- * with hop, the hop limit is decremented (the caller made sure it is above 1).
+ * the hop limit decremented (the caller made sure it is above 1).
  */
 static inline void
 sg_pkt_nat6_fast(uint8_t *buf, const struct sg_pkt_info *pi, const void *src, uint16_t sport,
-		 const void *dst, uint16_t dport, struct sg_pkt_nat_csum csum, bool hop)
+		 const void *dst, uint16_t dport, struct sg_pkt_nat_csum csum)
 {
 	uint8_t *ip = buf + pi->l3_off;
 
-	if (hop)
-		ip[7]--;
+	ip[7]--;
 	memcpy(ip + 8, src, 16);
 	memcpy(ip + 24, dst, 16);
 	sg_pkt_nat_fast_l4(buf + pi->l4_off, pi->l4_proto, csum.l4, false, sport, dport);
