@@ -295,9 +295,14 @@ k8s_writer_free(struct k8s_writer *w)
 	free(w);
 }
 
-int
-k8s_writer_submit(struct k8s_writer *w, const char *method, const char *path,
-		  const char *content_type, const char *body, uint64_t tag)
+/*
+ * The start of queueing a request of either kind: the arguments checked,
+ * a copy made, the lock taken. Returns 0 with *out and the lock held, or
+ * -EINVAL, -ENOMEM, -ESHUTDOWN (stopped), without the lock.
+ */
+static int
+queue_open(struct k8s_writer *w, const char *method, const char *path,
+	   const char *content_type, const char *body, uint64_t tag, struct wreq **out)
 {
 	struct wreq *r;
 
@@ -312,6 +317,19 @@ k8s_writer_submit(struct k8s_writer *w, const char *method, const char *path,
 		wreq_free(r);
 		return -ESHUTDOWN;
 	}
+	*out = r;
+	return 0;
+}
+
+int
+k8s_writer_submit(struct k8s_writer *w, const char *method, const char *path,
+		  const char *content_type, const char *body, uint64_t tag)
+{
+	struct wreq *r;
+	int rc = queue_open(w, method, path, content_type, body, tag, &r);
+
+	if (rc != 0)
+		return rc;
 	fifo_push(&w->todo, r);
 	pthread_cond_signal(&w->cond);
 	pthread_mutex_unlock(&w->lock);
@@ -324,19 +342,10 @@ k8s_writer_submit_best(struct k8s_writer *w, const char *method, const char *pat
 {
 	struct wreq *r, *old = NULL;
 	uint64_t dropped = 0;
-	int news = 0;
+	int news = 0, rc = queue_open(w, method, path, content_type, body, 0, &r);
 
-	if (w == NULL || method == NULL || path == NULL)
-		return -EINVAL;
-	r = wreq_new(method, path, content_type, body, 0);
-	if (r == NULL)
-		return -ENOMEM;
-	pthread_mutex_lock(&w->lock);
-	if (w->stop) {
-		pthread_mutex_unlock(&w->lock);
-		wreq_free(r);
-		return -ESHUTDOWN;
-	}
+	if (rc != 0)
+		return rc;
 	/* The oldest goes: the newest says most about the state of things now. */
 	if (w->best.n >= SG_K8S_EVENTS_WAITING) {
 		old = fifo_pop(&w->best);
