@@ -104,9 +104,9 @@ SYNC = {"source": "kubeconfig", "server": "https://127.0.0.1:6443",
         "state": ["watching", "watching", "backoff"],
         "resource_version": ["812", "812", "790"], "objects": [10, 12, 3],
         "failures": [0, 0, 2]}
-SKIPPED = {"service": [f"default/s{i:02d}" for i in range(40)],
-           "state": ["refused"] * 39 + ["parked"],
-           "reason": ["sessionAffinity ClientIP is not forwarded"] * 40}
+BAD_OBJECTS = {"service": [f"default/s{i:02d}" for i in range(40)],
+               "state": ["refused"] * 39 + ["parked"],
+               "reason": ["sessionAffinity ClientIP is not forwarded"] * 40}
 
 
 def flows(n):
@@ -157,7 +157,7 @@ class Gateway:
         if name == "/svcgw/sync" and not nums:
             return SYNC
         if name == "/svcgw/skipped" and len(nums) <= 1:
-            return page(SKIPPED, nums[0] if nums else 0)
+            return page(BAD_OBJECTS, nums[0] if nums else 0)
         if name == "/eal/params":
             return ["svcgw", "--no-huge", "-m", "512"]
         if name == "/big":
@@ -305,7 +305,7 @@ def run_cases(tap, tmp, gw, srv, sock):
 
     p = ctl("-s", sock, "--json", "skipped")
     got = (json.loads(p.stdout or "null") or {}).get("/svcgw/skipped", {})
-    tap.ok(p.returncode == 0 and got.get("service") == SKIPPED["service"]
+    tap.ok(p.returncode == 0 and got.get("service") == BAD_OBJECTS["service"]
            and got.get("state", [None])[-1] == "parked",
            "skipped: every page of the skipped services", repr(p)[:400])
 
