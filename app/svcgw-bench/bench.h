@@ -34,6 +34,8 @@ struct bench_scenario {
 	const char *what;
 };
 
+#define BENCH_MAX_REPEAT 20	/* --repeat */
+
 struct bench_opts {
 	double seconds;	   /* measured per scenario */
 	unsigned int workers;
@@ -41,6 +43,7 @@ struct bench_opts {
 	bool quick;	   /* smoke run: small, short, nothing timed */
 	bool hugepages;	   /* EAL runs on hugepages */
 	bool one_core;	   /* worker and generator take turns on the main lcore */
+	unsigned int repeat; /* rounds of every chosen scenario, baseline first */
 };
 
 /* What a scenario measured; per-worker figures in worker[]. */
@@ -68,6 +71,8 @@ struct bench_result {
 	double cycles_per_packet;
 	double capacity_mpps;
 	double ratio;		   /* capacity / the baseline's capacity */
+	/* With --repeat: the rounds' cycles per packet, lowest and highest. */
+	double cycles_min, cycles_max;
 	bool ok;
 	char error[640];
 };

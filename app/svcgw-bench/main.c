@@ -6,7 +6,7 @@
  * or JSON with --json. Asserts nothing about time; exits non-zero only if
  * a scenario could not run or forwarded nothing.
  *
- *   svcgw-bench [--quick] [--json] [--workers N] [--seconds S]
+ *   svcgw-bench [--quick] [--json] [--workers N] [--seconds S] [--repeat N]
  *               [--scenario NAME]... [--hugepages] [--one-core] [--list]
  *               [-- EAL args]
  *   svcgw-bench --line-rate ...   (a real port toward a gateway: lr_main.c)
@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <rte_common.h>
 #include <rte_cycles.h>
 #include <rte_eal.h>
 #include <rte_errno.h>
@@ -26,6 +27,7 @@
 #include "svc.h"
 #include "bench.h"
 #include "linerate.h"
+#include "runs.h"
 
 #define NAT SG_SVC_MODE_NAT
 #define DNAT SG_SVC_MODE_DNAT
@@ -77,13 +79,15 @@ static void
 usage(FILE *f)
 {
 	fprintf(f,
-		"usage: svcgw-bench [--quick] [--json] [--workers N] [--seconds S]\n"
+		"usage: svcgw-bench [--quick] [--json] [--workers N] [--seconds S] [--repeat N]\n"
 		"                   [--scenario NAME]... [--hugepages] [--one-core] [--list]\n"
 		"                   [-- EAL args]\n"
 		"       svcgw-bench --line-rate --help   (a real port toward a gateway)\n"
 		"Runs svcgw's worker on in-process traffic (ring port in, null port out)\n"
 		"and reports Mpps, TSC cycles per packet and the ratio to a MAC-swap\n"
-		"baseline measured in the same run.\n");
+		"baseline measured in the same run. --repeat N runs every scenario N\n"
+		"times, in rounds with a baseline each, and reports the medians and the\n"
+		"range of cycles per packet: on a shared machine one run can be far off.\n");
 }
 
 static const struct bench_scenario *
@@ -107,6 +111,53 @@ finish(struct bench_result *r, double base_capacity)
 	r->capacity_mpps = r->cycles_per_packet > 0 ?
 		r->workers * (double)rte_get_tsc_hz() / r->cycles_per_packet / 1e6 : 0;
 	r->ratio = base_capacity > 0 ? r->capacity_mpps / base_capacity : 0;
+	r->cycles_min = r->cycles_max = r->cycles_per_packet;
+}
+
+/*
+ * One scenario over the rounds (runs[k * stride], k < n): the figures of
+ * its median run by cycles per packet (runs.h), with the median measured
+ * rate and ratio to the baseline, and the range of cycles per packet.
+ * Failed runs do not count; if every run failed, the first failure is the
+ * summary.
+ */
+static void
+summarize(const struct bench_result *runs, size_t stride, unsigned int n, struct bench_result *s)
+{
+	double cyc[BENCH_MAX_REPEAT], mpps[BENCH_MAX_REPEAT], ratio[BENCH_MAX_REPEAT];
+	bool ok[BENCH_MAX_REPEAT];
+	unsigned int good = 0;
+	int mid;
+
+	for (unsigned int k = 0; k < n; k++) {
+		const struct bench_result *r = &runs[k * stride];
+
+		ok[k] = r->ok;
+		cyc[k] = r->cycles_per_packet;
+		if (r->ok) {
+			mpps[good] = r->mpps;
+			ratio[good++] = r->ratio;
+		}
+	}
+	mid = bench_median_run(cyc, ok, n);
+	if (mid < 0) {
+		*s = runs[0];
+		return;
+	}
+	*s = runs[(size_t)mid * stride];
+	s->mpps = bench_median(mpps, good);
+	s->ratio = bench_median(ratio, good);
+	s->cycles_min = s->cycles_max = s->cycles_per_packet;
+	for (unsigned int k = 0; k < n; k++) {
+		if (!ok[k])
+			continue;
+		s->cycles_min = RTE_MIN(s->cycles_min, cyc[k]);
+		s->cycles_max = RTE_MAX(s->cycles_max, cyc[k]);
+	}
+	if (good < n) {
+		s->ok = false;
+		snprintf(s->error, sizeof(s->error), "%u of %u runs failed", n - good, n);
+	}
 }
 
 static void
@@ -122,7 +173,7 @@ print_text_header(const struct bench_opts *o)
 }
 
 static void
-print_text(const struct bench_result *r)
+print_text(const struct bench_result *r, unsigned int runs)
 {
 	char svc[32], notes[128] = "";
 	size_t off = 0;
@@ -137,6 +188,9 @@ print_text(const struct bench_result *r)
 					(double)r->flows_created / r->seconds / 1e6);
 	if (r->idle_polls > r->packets / 1000)
 		off += (size_t)snprintf(notes + off, sizeof(notes) - off, "generator-bound ");
+	if (runs > 1)
+		off += (size_t)snprintf(notes + off, sizeof(notes) - off, "cycles %.0f-%.0f ",
+					r->cycles_min, r->cycles_max);
 	printf("%-10s %8u %14s %8.2f %9.2f %9.1f %7.2f %9" PRIu64 "  %s\n", r->sc->name,
 	       r->sc->kind == BENCH_NEW ? 0 : r->sc->flows,
 	       r->sc->kind == BENCH_BASELINE ? "-" : svc, r->capacity_mpps, r->mpps,
@@ -153,22 +207,25 @@ static void
 print_json(const struct bench_opts *o, const struct bench_result *res, size_t n)
 {
 	printf("{\"tsc_hz\": %" PRIu64 ", \"workers\": %u, \"hugepages\": %s, "
-	       "\"seconds\": %.3f, \"scenarios\": [",
-	       rte_get_tsc_hz(), o->workers, o->hugepages ? "true" : "false", o->seconds);
+	       "\"seconds\": %.3f, \"runs\": %u, \"scenarios\": [",
+	       rte_get_tsc_hz(), o->workers, o->hugepages ? "true" : "false", o->seconds,
+	       o->repeat);
 	for (size_t i = 0; i < n; i++) {
 		const struct bench_result *r = &res[i];
 
 		printf("%s\n  {\"name\": \"%s\", \"what\": \"%s\", \"ok\": %s, \"flows\": %u, "
 		       "\"services\": %u, \"backends\": %u, \"mpps\": %.4f, "
 		       "\"measured_mpps\": %.4f, "
-		       "\"cycles_per_packet\": %.2f, \"ratio_to_baseline\": %.4f, "
+		       "\"cycles_per_packet\": %.2f, \"cycles_per_packet_min\": %.2f, "
+		       "\"cycles_per_packet_max\": %.2f, \"ratio_to_baseline\": %.4f, "
 		       "\"packets\": %" PRIu64 ", \"packets_total\": %" PRIu64
 		       ", \"forwarded\": %" PRIu64 ", \"dropped\": %" PRIu64
 		       ", \"new_flows\": %" PRIu64 ", \"idle_polls\": %" PRIu64
 		       ", \"seconds\": %.4f, \"setup_seconds\": %.3f, \"per_worker\": [",
 		       i ? "," : "", r->sc->name, r->sc->what, r->ok ? "true" : "false",
 		       r->sc->flows, r->sc->services, r->sc->backends, r->capacity_mpps, r->mpps,
-		       r->cycles_per_packet, r->ratio, r->packets, r->packets_total, r->forwarded,
+		       r->cycles_per_packet, r->cycles_min, r->cycles_max, r->ratio, r->packets,
+		       r->packets_total, r->forwarded,
 		       r->dropped,
 		       r->flows_created, r->idle_polls, r->seconds, r->setup_seconds);
 		for (unsigned int w = 0; w < r->workers; w++)
@@ -184,6 +241,44 @@ print_json(const struct bench_opts *o, const struct bench_result *res, size_t n)
 	printf("\n]}\n");
 }
 
+/*
+ * Every chosen scenario once, the baseline first: each figure is a ratio
+ * to the baseline of its own round. Returns the number of failed runs.
+ */
+static int
+run_round(const struct bench_scenario *const *chosen, size_t n, const struct bench_opts *o,
+	  struct bench_result *res)
+{
+	double base_capacity = 0;
+	int failed = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		struct bench_result *r = &res[i];
+
+		if (bench_run(chosen[i], o, r) != 0 || !r->ok) {
+			r->ok = false;
+			if (r->error[0] == '\0')
+				snprintf(r->error, sizeof(r->error), "set-up failed");
+			failed++;
+		}
+		finish(r, base_capacity);
+		if (chosen[i]->kind == BENCH_BASELINE && r->ok) {
+			base_capacity = r->capacity_mpps;
+			r->ratio = 1.0;
+		}
+		if (r->ok && r->sc->kind != BENCH_BASELINE && r->forwarded == 0) {
+			r->ok = false;
+			snprintf(r->error, sizeof(r->error), "nothing forwarded (%" PRIu64 " dropped)",
+				 r->dropped);
+			failed++;
+		}
+		if (!o->json)
+			print_text(r, 1);
+		fflush(stdout);
+	}
+	return failed;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -192,6 +287,7 @@ main(int argc, char **argv)
 		{ "json", no_argument, NULL, 'j' },
 		{ "workers", required_argument, NULL, 'w' },
 		{ "seconds", required_argument, NULL, 's' },
+		{ "repeat", required_argument, NULL, 'r' },
 		{ "scenario", required_argument, NULL, 'n' },
 		{ "hugepages", no_argument, NULL, 'H' },
 		{ "one-core", no_argument, NULL, 'o' },
@@ -199,13 +295,12 @@ main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct bench_opts o = { .seconds = 2.0, .workers = 1 };
+	struct bench_opts o = { .seconds = 2.0, .workers = 1, .repeat = 1 };
 	const struct bench_scenario *chosen[RTE_DIM(scenarios) + 1];
-	struct bench_result res[RTE_DIM(scenarios) + 1];
-	size_t n_chosen = 0, n_run;
-	char lcores[32], *eal[64];
+	struct bench_result summary[RTE_DIM(scenarios) + 1], *res;
+	size_t n_chosen = 0;
+	char lcores[32], *eal[64], *end;
 	int opt, eargc = 0, failed = 0;
-	double base_capacity = 0;
 
 	/* The other mode has options of its own. */
 	for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
@@ -230,6 +325,13 @@ main(int argc, char **argv)
 			o.seconds = strtod(optarg, NULL);
 			if (!(o.seconds > 0 && o.seconds <= 600)) {
 				fprintf(stderr, "svcgw-bench: --seconds: above 0, at most 600\n");
+				return 2;
+			}
+			break;
+		case 'r':
+			o.repeat = (unsigned int)strtoul(optarg, &end, 10);
+			if (*end != '\0' || o.repeat < 1 || o.repeat > BENCH_MAX_REPEAT) {
+				fprintf(stderr, "svcgw-bench: --repeat: 1 to %u\n", BENCH_MAX_REPEAT);
 				return 2;
 			}
 			break;
@@ -305,34 +407,29 @@ main(int argc, char **argv)
 		n_chosen++;
 	}
 
+	res = calloc(o.repeat * n_chosen, sizeof(*res));
+	if (res == NULL) {
+		fprintf(stderr, "svcgw-bench: out of memory\n");
+		rte_eal_cleanup();
+		return 1;
+	}
 	if (!o.json)
 		print_text_header(&o);
-	for (n_run = 0; n_run < n_chosen; n_run++) {
-		struct bench_result *r = &res[n_run];
-
-		if (bench_run(chosen[n_run], &o, r) != 0 || !r->ok) {
-			r->ok = false;
-			if (r->error[0] == '\0')
-				snprintf(r->error, sizeof(r->error), "set-up failed");
-			failed++;
-		}
-		finish(r, base_capacity);
-		if (chosen[n_run]->kind == BENCH_BASELINE && r->ok) {
-			base_capacity = r->capacity_mpps;
-			r->ratio = 1.0;
-		}
-		if (r->ok && r->sc->kind != BENCH_BASELINE && r->forwarded == 0) {
-			r->ok = false;
-			snprintf(r->error, sizeof(r->error), "nothing forwarded (%" PRIu64 " dropped)",
-				 r->dropped);
-			failed++;
-		}
-		if (!o.json)
-			print_text(r);
-		fflush(stdout);
+	for (unsigned int round = 0; round < o.repeat; round++) {
+		if (!o.json && o.repeat > 1)
+			printf("run %u of %u\n", round + 1, o.repeat);
+		failed += run_round(chosen, n_chosen, &o, &res[round * n_chosen]);
+	}
+	for (size_t i = 0; i < n_chosen; i++)
+		summarize(&res[i], n_chosen, o.repeat, &summary[i]);
+	if (!o.json && o.repeat > 1) {
+		printf("median of %u runs, with the range of cycles per packet:\n", o.repeat);
+		for (size_t i = 0; i < n_chosen; i++)
+			print_text(&summary[i], o.repeat);
 	}
 	if (o.json)
-		print_json(&o, res, n_run);
+		print_json(&o, summary, n_chosen);
+	free(res);
 	rte_eal_cleanup();
 	return failed ? 1 : 0;
 }

@@ -3,7 +3,8 @@
  * svcgw-bench's DPDK-free parts: the frame writer (frame.c) checked by
  * lib/pkt's parser and full checksums, the line-rate mode's per-packet
  * checksum update (a template with zeroes, then RFC 1624 with m = 0)
- * against frames written whole, and the latency histogram (lat.c).
+ * against frames written whole, the latency histogram (lat.c) and which
+ * run --repeat reports (runs.c).
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -19,6 +20,7 @@
 #include "pkt.h"
 #include "frame.h"
 #include "lat.h"
+#include "runs.h"
 
 static const uint8_t src4[4] = { 198, 51, 100, 3 }, dst4[4] = { 192, 0, 2, 100 };
 static const uint8_t src6[16] = { 0x20, 0x01, 0x0d, 0xb8, 0, 0xc, [15] = 2 };
@@ -194,6 +196,40 @@ test_lat(void **state)
 	free(l);
 }
 
+static void
+test_median(void **state)
+{
+	double one[] = { 7 }, odd[] = { 300, 100, 200 }, even[] = { 4, 1, 3, 2 };
+
+	(void)state;
+	assert_true(bench_median(one, 1) == 7);
+	assert_true(bench_median(odd, 3) == 200);
+	assert_true(bench_median(even, 4) == 2.5);
+}
+
+static void
+test_median_run(void **state)
+{
+	const double cyc[] = { 250, 120, 900, 200, 130 };
+	const bool all[] = { true, true, true, true, true };
+	const bool some[] = { true, false, true, true, false };
+	const bool none[] = { false, false, false, false, false };
+	const double tie[] = { 5, 5, 5 };
+
+	(void)state;
+	/* Ranked 120 130 200 250 900: the middle one is run 3 (200). */
+	assert_int_equal(bench_median_run(cyc, all, 5), 3);
+	/* One run: itself. */
+	assert_int_equal(bench_median_run(cyc, all, 1), 0);
+	/* Of an even number the slower middle one: 250 of (120 250). */
+	assert_int_equal(bench_median_run(cyc, all, 2), 0);
+	/* 200 250 900 without the failed runs 1 and 4: run 0 (250). */
+	assert_int_equal(bench_median_run(cyc, some, 5), 0);
+	assert_int_equal(bench_median_run(cyc, none, 5), -1);
+	/* Equal figures: one of them, the middle by position. */
+	assert_int_equal(bench_median_run(tie, all, 3), 1);
+}
+
 int
 main(void)
 {
@@ -202,6 +238,8 @@ main(void)
 		cmocka_unit_test(test_frame_valid),
 		cmocka_unit_test(test_probe_checksum_update),
 		cmocka_unit_test(test_lat),
+		cmocka_unit_test(test_median),
+		cmocka_unit_test(test_median_run),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
