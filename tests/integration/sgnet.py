@@ -198,6 +198,23 @@ class Tap:
         return 1 if self.failed else 0
 
 
+def run_test(tag, plan, run):
+    """An integration test's whole life: as root, a TAP plan of `plan`
+    cases and a Harness tagged `tag`, run(tap, h), everything it started
+    torn down whatever happened; an exception is reported and fails the
+    cases it left unreached. Returns the exit status."""
+    require_root()
+    tap = Tap(plan)
+    h = Harness(tag)
+    try:
+        run(tap, h)
+    except Exception as e:  # reported; the unreached cases fail below
+        tap.diag(f"aborted: {type(e).__name__}: {e}")
+    finally:
+        h.close()
+    return tap.finish()
+
+
 class Harness:
     """Owns what one run creates; close() (also at exit and on SIGTERM,
     SIGINT, SIGHUP) stops its processes by PID, then deletes its

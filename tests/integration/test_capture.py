@@ -27,16 +27,7 @@ CHECKS = 5  # results per exchange from check_capture.check()
 
 
 def main():
-    sgnet.require_root()
-    tap = sgnet.Tap(1 + len(EXCHANGES) * (1 + CHECKS) + 1)
-    h = sgnet.Harness("capture")
-    try:
-        run(tap, h)
-    except Exception as e:
-        tap.diag(f"aborted: {type(e).__name__}: {e}")
-    finally:
-        h.close()
-    return tap.finish()
+    return sgnet.run_test("capture", 1 + len(EXCHANGES) * (1 + CHECKS) + 1, run)
 
 
 def run(tap, h):

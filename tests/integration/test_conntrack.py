@@ -110,16 +110,7 @@ def icmp_errors(path):
 
 
 def main():
-    sgnet.require_root()
-    tap = sgnet.Tap(1 + 3 * 2 + 4 * 2 + 5 + 1)
-    h = sgnet.Harness("conntrk")
-    try:
-        run(tap, h)
-    except Exception as e:
-        tap.diag(f"aborted: {type(e).__name__}: {e}")
-    finally:
-        h.close()
-    return tap.finish()
+    return sgnet.run_test("conntrk", 1 + 3 * 2 + 4 * 2 + 5 + 1, run)
 
 
 def run(tap, h):

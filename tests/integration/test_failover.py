@@ -47,16 +47,7 @@ INTERVAL_MS = 20
 
 
 def main():
-    sgnet.require_root()
-    tap = sgnet.Tap(7 + 4 * ROUNDS + 2)
-    h = sgnet.Harness("failover")
-    try:
-        run(tap, h)
-    except Exception as e:
-        tap.diag(f"aborted: {type(e).__name__}: {e}")
-    finally:
-        h.close()
-    return tap.finish()
+    return sgnet.run_test("failover", 7 + 4 * ROUNDS + 2, run)
 
 
 def api_objects(srv):

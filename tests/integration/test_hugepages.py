@@ -18,16 +18,7 @@ MEGABYTES = 512
 
 
 def main():
-    sgnet.require_root()
-    tap = sgnet.Tap(4)
-    h = sgnet.Harness("huge")
-    try:
-        run(tap, h)
-    except Exception as e:
-        tap.diag(f"aborted: {type(e).__name__}: {e}")
-    finally:
-        h.close()
-    return tap.finish()
+    return sgnet.run_test("huge", 4, run)
 
 
 def run(tap, h):

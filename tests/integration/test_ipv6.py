@@ -58,16 +58,7 @@ def services():
 
 
 def main():
-    sgnet.require_root()
-    tap = sgnet.Tap(12)
-    h = sgnet.Harness("ipv6")
-    try:
-        run(tap, h)
-    except Exception as e:
-        tap.diag(f"aborted: {type(e).__name__}: {e}")
-    finally:
-        h.close()
-    return tap.finish()
+    return sgnet.run_test("ipv6", 12, run)
 
 
 def run(tap, h):

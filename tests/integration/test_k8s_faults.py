@@ -63,16 +63,7 @@ def backends(gw, name):
 
 
 def main():
-    sgnet.require_root()
-    tap = sgnet.Tap(24)
-    h = sgnet.Harness("k8sflt")
-    try:
-        run(tap, h)
-    except Exception as e:
-        tap.diag(f"aborted: {type(e).__name__}: {e}")
-    finally:
-        h.close()
-    return tap.finish()
+    return sgnet.run_test("k8sflt", 24, run)
 
 
 def run(tap, h):

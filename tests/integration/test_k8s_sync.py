@@ -61,16 +61,7 @@ def api_slice(name, service, pods, ports, namespace="default", **cond):
 
 
 def main():
-    sgnet.require_root()
-    tap = sgnet.Tap(29)
-    h = sgnet.Harness("k8ssync")
-    try:
-        run(tap, h)
-    except Exception as e:
-        tap.diag(f"aborted: {type(e).__name__}: {e}")
-    finally:
-        h.close()
-    return tap.finish()
+    return sgnet.run_test("k8ssync", 29, run)
 
 
 class Ports:

@@ -83,16 +83,7 @@ def wait_ips(srv, name, want, timeout=10, namespace="default"):
 
 
 def main():
-    sgnet.require_root()
-    tap = sgnet.Tap(37)
-    h = sgnet.Harness("lballoc")
-    try:
-        run(tap, h)
-    except Exception as e:
-        tap.diag(f"aborted: {type(e).__name__}: {e}")
-    finally:
-        h.close()
-    return tap.finish()
+    return sgnet.run_test("lballoc", 37, run)
 
 
 def run(tap, h):

@@ -99,45 +99,40 @@ def check_run(tap, rc, out, err, res):
 
 
 def main():
-    sgnet.require_root()
-    tap = sgnet.Tap(PLAN)
-    h = sgnet.Harness("lr")
-    try:
-        if not os.access(bench_path(), os.X_OK):
-            tap.ok(False, f"svcgw-bench at {bench_path()}")
-            return tap.finish("no svcgw-bench")
-        setup = sgnet.Setup(h).start()
-        tap.ok(True, f"demo topology up, svcgw ready; UDP echo on "
-               f"{VIP}:53 -> pods:{UDP_PORT}")
-        client = setup.topo.client
+    return sgnet.run_test("lr", PLAN, run)
 
-        res = {}
-        rc, out, err = run_bench(h, client, "--rate", str(RATE),
-                                 "--duration", str(SECONDS),
-                                 "--flows", str(FLOWS), "--json")
-        check_run(tap, rc, out, err, res)
 
-        # The human-readable report: a short run, its lines present.
-        rc, out, err = run_bench(h, client, "--rate", "5000",
-                                 "--duration", "0.5", "--flows", "16")
-        lines = out.splitlines()
-        tap.ok(rc == 0 and any(line.startswith("received") and "loss" in line
-                               for line in lines)
-               and any(line.startswith("latency") and "p99" in line
-                       for line in lines)
-               and any(line.startswith("backends") for line in lines),
-               "text report: sent, loss, latency, backends",
-               f"exit {rc}", out, err[-1000:])
-        tap.diag(*lines)
+def run(tap, h):
+    if not os.access(bench_path(), os.X_OK):
+        tap.ok(False, f"svcgw-bench at {bench_path()}")
+        return
+    setup = sgnet.Setup(h).start()
+    tap.ok(True, f"demo topology up, svcgw ready; UDP echo on "
+           f"{VIP}:53 -> pods:{UDP_PORT}")
+    client = setup.topo.client
 
-        rc = setup.gw.stop()
-        tap.ok(rc == 0, "svcgw stops cleanly after the runs",
-               f"exit {rc}", setup.gw.tail())
-    except Exception as e:  # reported; the unreached cases fail below
-        tap.diag(f"{type(e).__name__}: {e}")
-    finally:
-        h.close()
-    return tap.finish()
+    res = {}
+    rc, out, err = run_bench(h, client, "--rate", str(RATE),
+                             "--duration", str(SECONDS),
+                             "--flows", str(FLOWS), "--json")
+    check_run(tap, rc, out, err, res)
+
+    # The human-readable report: a short run, its lines present.
+    rc, out, err = run_bench(h, client, "--rate", "5000",
+                             "--duration", "0.5", "--flows", "16")
+    lines = out.splitlines()
+    tap.ok(rc == 0 and any(line.startswith("received") and "loss" in line
+                           for line in lines)
+           and any(line.startswith("latency") and "p99" in line
+                   for line in lines)
+           and any(line.startswith("backends") for line in lines),
+           "text report: sent, loss, latency, backends",
+           f"exit {rc}", out, err[-1000:])
+    tap.diag(*lines)
+
+    rc = setup.gw.stop()
+    tap.ok(rc == 0, "svcgw stops cleanly after the runs",
+           f"exit {rc}", setup.gw.tail())
 
 
 if __name__ == "__main__":

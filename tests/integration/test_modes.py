@@ -96,16 +96,7 @@ def pod_addrs(names, fam):
 
 
 def main():
-    sgnet.require_root()
-    tap = sgnet.Tap(1 + 16 + 15 + 2)
-    h = sgnet.Harness("modes")
-    try:
-        run(tap, h)
-    except Exception as e:
-        tap.diag(f"aborted: {type(e).__name__}: {e}")
-    finally:
-        h.close()
-    return tap.finish()
+    return sgnet.run_test("modes", 1 + 16 + 15 + 2, run)
 
 
 def whoami(c, vip, ports):

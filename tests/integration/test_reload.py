@@ -40,16 +40,7 @@ def web_backends(gw):
 
 
 def main():
-    sgnet.require_root()
-    tap = sgnet.Tap(13)
-    h = sgnet.Harness("reload")
-    try:
-        run(tap, h)
-    except Exception as e:
-        tap.diag(f"aborted: {type(e).__name__}: {e}")
-    finally:
-        h.close()
-    return tap.finish()
+    return sgnet.run_test("reload", 13, run)
 
 
 def wait_header(path, proc, timeout=5):

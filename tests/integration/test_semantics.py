@@ -113,16 +113,7 @@ def services(affinity=True, sticky_gone=(), draining=(),
 
 
 def main():
-    sgnet.require_root()
-    tap = sgnet.Tap(1 + 2 * 6 + 9)
-    h = sgnet.Harness("semantic")
-    try:
-        run(tap, h)
-    except Exception as e:
-        tap.diag(f"aborted: {type(e).__name__}: {e}")
-    finally:
-        h.close()
-    return tap.finish()
+    return sgnet.run_test("semantic", 1 + 2 * 6 + 9, run)
 
 
 def names_from(c, vip, ports, port=80, local_addr=None, max_time=5):

@@ -43,16 +43,7 @@ def rows(table, *cols):
 
 
 def main():
-    sgnet.require_root()
-    tap = sgnet.Tap(21)
-    h = sgnet.Harness("traffic")
-    try:
-        run(tap, h)
-    except Exception as e:
-        tap.diag(f"aborted: {type(e).__name__}: {e}")
-    finally:
-        h.close()
-    return tap.finish()
+    return sgnet.run_test("traffic", 21, run)
 
 
 def run(tap, h):

@@ -22,16 +22,7 @@ POD_NAMES = [n for n, _ in PODS]
 
 
 def main():
-    sgnet.require_root()
-    tap = sgnet.Tap(7)
-    h = sgnet.Harness("workers")
-    try:
-        run(tap, h)
-    except Exception as e:
-        tap.diag(f"aborted: {type(e).__name__}: {e}")
-    finally:
-        h.close()
-    return tap.finish()
+    return sgnet.run_test("workers", 7, run)
 
 
 def run(tap, h):
