@@ -1198,6 +1198,10 @@ LAN_API = "198.51.100.249"          # the API stand-in, on the lan's br-api
 LAN_API_GW = ("198.51.100.250", "198.51.100.251", "198.51.100.252")
 LAN_EXT = ("198.51.100.1", "198.51.100.3", "198.51.100.4")
 LAN_INT = ("203.0.113.1", "203.0.113.3", "203.0.113.4")
+# With Lan.create(ipv6=True).
+LAN_CLIENT6 = "2001:db8:e::2"
+LAN_EXT6 = ("2001:db8:e::1", "2001:db8:e::3", "2001:db8:e::4")
+LAN_INT6 = ("2001:db8:f::1", "2001:db8:f::3", "2001:db8:f::4")
 
 
 class Lan:
@@ -1214,6 +1218,17 @@ class Lan:
                 api 198.51.100.250+i/29 (kernel: the Lease traffic)
 
     The DSR return path (direct=True) is Topology's: a veth pods -> client.
+
+    create(ipv6=True) keeps IPv6 on in the client's and the pods'
+    namespaces (no DAD, no router solicitations, as Topology) and adds, all
+    in 2001:db8::/32 (beside the kernel's own link-local ones): the client 2001:db8:e::2/64 with 2001:db8:a::/64
+    (the IPv6 VIPs) on-link, so it solicits each VIP and whoever
+    advertises it gets it; the pods PODS6 on their eth0; the gateways'
+    ports LAN_EXT6 and LAN_INT6 (lan_gateway_conf(ipv6=True)); the direct
+    link's IPv6 path (Topology._direct). The bridges stop snooping
+    multicast, so every neighbour solicitation reaches every gateway
+    whatever MLD reports the kernels sent. The gateways' namespaces and
+    the lan's keep IPv6 off: their veths belong to DPDK or to a bridge.
     """
 
     def __init__(self, h, n_gateways=2):
@@ -1232,12 +1247,15 @@ class Lan:
         run(["ethtool", "-K", name, "tx", "off", "gro", "off"], ns=ns)
         run(["ip", "-n", ns, "link", "set", name, "up"])
 
-    def create(self, direct=True):
+    def create(self, direct=True, ipv6=False):
         h = self.h
         for ns in [self.lan, self.client, self.pods] + self.gws:
             h.add_namespace(ns)
-            sysctls = [f"net.ipv6.conf.{c}.disable_ipv6=1"
-                       for c in ("all", "default")]
+            keys = (("accept_dad", 0), ("router_solicitations", 0)) \
+                if ipv6 and ns in (self.client, self.pods) \
+                else (("disable_ipv6", 1),)
+            sysctls = [f"net.ipv6.conf.{c}.{k}={v}"
+                       for c in ("all", "default") for k, v in keys]
             if direct:
                 sysctls += [f"net.ipv4.conf.{c}.rp_filter=0"
                             for c in ("all", "default")]
@@ -1250,7 +1268,8 @@ class Lan:
         for br in ("br-ext", "br-int", "br-api"):
             # No STP and no forwarding delay: ports forward at once.
             run(["ip", "-n", self.lan, "link", "add", br, "type", "bridge",
-                 "stp_state", "0", "forward_delay", "0"])
+                 "stp_state", "0", "forward_delay", "0"]
+                + (["mcast_snooping", "0"] if ipv6 else []))
             run(["ip", "-n", self.lan, "link", "set", br, "up"])
         run(["ip", "-n", self.lan, "addr", "add", f"{LAN_API}/29", "dev",
              "br-api"])
@@ -1270,8 +1289,19 @@ class Lan:
         for _, addr in PODS:
             run(["ip", "-n", self.pods, "addr", "add", f"{addr}/24", "dev",
                  "eth0"])
+        if ipv6:
+            run(["ip", "-n", self.client, "addr", "add", f"{LAN_CLIENT6}/64",
+                 "dev", "eth0"])
+            run(["ip", "-n", self.client, "route", "add", "2001:db8:a::/64",
+                 "dev", "eth0"])
+            for _, addr in PODS6:
+                run(["ip", "-n", self.pods, "addr", "add", f"{addr}/64",
+                     "dev", "eth0"])
         if direct:
-            Topology._direct(self, False)
+            Topology._direct(self, ipv6)
+        if ipv6:
+            for ns in (self.client, self.pods):
+                wait_v6_addresses(ns)
         return self
 
     def gw_mac(self, i):
@@ -1284,12 +1314,16 @@ class Lan:
 
 
 def lan_gateway_conf(file_prefix, i, name, kubeconfig, namespace,
-                     services=(), extra=None):
+                     services=(), extra=None, ipv6=False):
     """Gateway i of a Lan: its own port addresses and SNAT address, the
-    Kubernetes group and the failover group."""
+    Kubernetes group and the failover group; with ipv6 (a Lan created
+    with ipv6=True), IPv6 port addresses too."""
     conf = gateway_conf(file_prefix, list(services))
     conf["ports"][0]["address"] = f"{LAN_EXT[i]}/24"
     conf["ports"][1]["address"] = f"{LAN_INT[i]}/24"
+    if ipv6:
+        conf["ports"][0]["address6"] = f"{LAN_EXT6[i]}/64"
+        conf["ports"][1]["address6"] = f"{LAN_INT6[i]}/64"
     conf["node_addresses"] = [f"192.0.2.{1 + 10 * i}"]
     conf["snat_addresses"] = [LAN_INT[i]]
     conf["kubernetes"] = k8s_kubeconfig(kubeconfig)
