@@ -53,6 +53,7 @@ import sys
 import tempfile
 import threading
 import time
+import types
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRC_ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -1330,6 +1331,71 @@ def lan_gateway_conf(file_prefix, i, name, kubeconfig, namespace,
     conf["failover"] = {"name": name, "namespace": namespace}
     conf["failover"].update(extra or {})
     return conf
+
+
+class LanGateway:
+    """Gateway i of a Lan, named `name`, with the Kubernetes and failover
+    groups (lan_gateway_conf, `extra` groups added): its process once
+    started, and what it says of the VIPs (/svcgw/failover)."""
+
+    def __init__(self, h, lan, i, name, kubeconfig, namespace, ipv6=False,
+                 extra=None):
+        self.h, self.i, self.name = h, i, name
+        self.prefix = f"{h.prefix}g{i}"
+        conf = lan_gateway_conf(self.prefix, i, name, kubeconfig, namespace,
+                                ipv6=ipv6)
+        conf.update(extra or {})
+        self.conf = write_conf(h.path(f"svcgw{i}.conf"), conf)
+        self.topo = types.SimpleNamespace(gw=lan.gws[i])
+        self.mac = lan.gw_mac(i)
+        self.gw = None
+
+    def start(self):
+        self.gw = Svcgw(self.h, self.topo, self.conf, self.prefix)
+        return self.gw.start()
+
+    def failover(self):
+        return self.gw.ctl("failover")["/svcgw/failover"]
+
+    def answering(self):
+        """The VIPs it answers ARP/NDP for."""
+        f = self.failover()
+        return {v for v, a in zip(f.get("vip", []), f.get("answered", []))
+                if a}
+
+
+def lan_all_live(gws, timeout=15):
+    """Whether every gateway comes to see every one of them alive."""
+    names = sorted(g.name for g in gws)
+    return wait_until(lambda: all(sorted(g.failover().get("live", [])) ==
+                                  names for g in gws), timeout=timeout)
+
+
+def outage_across(h, ns, vip, port, interval_ms, kill):
+    """A UDP request to vip:port from ns every interval_ms for 6 s, kill()
+    called 1.5 s in: the longest silence that ends after the kill (answers
+    to requests sent just before it may still arrive just after it, before
+    the silence; the loop ends 4.5 s after the kill, which bounds it), inf
+    if no answer came before or after. Returns a SimpleNamespace: outage,
+    before and after (answer times), t_kill and t_end (monotonic), and
+    wall_kill (CLOCK_REALTIME, as captures stamp packets)."""
+    loop = h.spawn(ns_argv(ns, [
+        sys.executable, os.path.join(HERE, "client.py"), "udp-loop",
+        vip, str(port), str(interval_ms), str(6000 // interval_ms)]),
+        stdout=subprocess.PIPE, text=True)
+    time.sleep(1.5)
+    t_kill, wall_kill = time.monotonic(), time.time()
+    kill()
+    out, _ = loop.communicate(timeout=60)
+    t_end = time.monotonic()
+    times = [float(line.split()[0]) for line in out.splitlines() if line]
+    before = [t for t in times if t < t_kill]
+    after = [t for t in times if t >= t_kill]
+    gaps = [b - a for a, b in zip(times, times[1:]) if b >= t_kill]
+    return types.SimpleNamespace(
+        outage=max(gaps) if before and after else float("inf"),
+        before=before, after=after, t_kill=t_kill, t_end=t_end,
+        wall_kill=wall_kill)
 
 
 def _siphash24(key, data):

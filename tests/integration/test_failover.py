@@ -28,10 +28,8 @@ killed the survivor leads and allocates a Service created then.
 """
 import os
 import signal
-import subprocess
 import sys
 import time
-import types
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import sgnet  # noqa: E402
@@ -70,34 +68,6 @@ def api_objects(srv):
         os.path.join(sgnet.SRC_ROOT, "config", "rbac.yaml")))
 
 
-class Gateway:
-    def __init__(self, h, lan, i, kc):
-        self.h, self.i, self.name = h, i, NAMES[i]
-        self.prefix = f"{h.prefix}g{i}"
-        conf = sgnet.lan_gateway_conf(self.prefix, i, self.name, kc, NS)
-        conf["lb"] = {"pools": [POOL]}
-        self.conf = sgnet.write_conf(h.path(f"svcgw{i}.conf"), conf)
-        self.topo = types.SimpleNamespace(gw=lan.gws[i])
-        self.gw = None
-
-    def start(self):
-        self.gw = sgnet.Svcgw(self.h, self.topo, self.conf, self.prefix)
-        return self.gw.start()
-
-    def failover(self):
-        return self.gw.ctl("failover")["/svcgw/failover"]
-
-
-def both_live(gws):
-    def ok():
-        for g in gws:
-            f = g.failover()
-            if sorted(f.get("live", [])) != sorted(NAMES):
-                return False
-        return True
-    return sgnet.wait_until(ok, timeout=15)
-
-
 def ips(srv, name):
     o = srv.get("services", name, namespace="default")
     ing = ((o.get("status") or {}).get("loadBalancer") or {}).get("ingress")
@@ -130,11 +100,6 @@ def allocated(tap, srv, name, leader, gws, what):
            *[f"{g.name}: leader {g.failover().get('leader')}" for g in gws])
 
 
-def answering(g):
-    f = g.failover()
-    return {v for v, a in zip(f.get("vip", []), f.get("answered", [])) if a}
-
-
 def garps(pcap, vip, mac, since):
     """Gratuitous ARP requests for vip from mac, captured after `since`
     (CLOCK_REALTIME seconds)."""
@@ -161,20 +126,23 @@ def run(tap, h):
     api_objects(srv)
     kc = srv.write_kubeconfig(h.path("kubeconfig"), auth="client-cert",
                               embed=False)
-    gws = [Gateway(h, lan, i, kc) for i in range(2)]
+    gws = [sgnet.LanGateway(h, lan, i, NAMES[i], kc, NS,
+                            extra={"lb": {"pools": [POOL]}})
+           for i in range(2)]
     for g in gws:
         g.start()
 
-    tap.ok(both_live(gws), "both gateways see both alive through their Leases",
+    tap.ok(sgnet.lan_all_live(gws),
+           "both gateways see both alive through their Leases",
            *[str(g.failover()) for g in gws])
     owner_name = sgnet.hrw_owner(NAMES, VIP)
     owner = gws[NAMES.index(owner_name)]
     other = gws[1 - NAMES.index(owner_name)]
-    ok = sgnet.wait_until(lambda: answering(owner) == {VIP}
-                          and answering(other) == set(), timeout=5)
+    ok = sgnet.wait_until(lambda: owner.answering() == {VIP}
+                          and other.answering() == set(), timeout=5)
     tap.ok(ok, f"rendezvous: {owner_name} answers for {VIP}, as computed "
            "independently; the other gateway is quiet",
-           f"owner {answering(owner)}, other {answering(other)}")
+           f"owner {owner.answering()}, other {other.answering()}")
     leaders = [g.failover()["leader"] for g in gws]
     tap.ok(sorted(leaders) == [0, 1], "exactly one leader", str(leaders))
     leader = gws[leaders.index(1)] if 1 in leaders else gws[0]
@@ -218,33 +186,18 @@ def failover_round(tap, h, lan, srv, owner, other, rnd):
         dl = sgnet.Download(h, lan.client,
                             sgnet.url(VIP, sgnet.HTTP_PORT, "/stream"),
                             600000, 6, "dl")
-    count = 6000 // INTERVAL_MS
-    loop = h.spawn(sgnet.ns_argv(lan.client, [
-        sys.executable, os.path.join(sgnet.HERE, "client.py"), "udp-loop",
-        VIP, str(sgnet.UDP_PORT), str(INTERVAL_MS), str(count)]),
-        stdout=subprocess.PIPE, text=True)
-    time.sleep(1.5)
-    t_kill, wall_kill = time.monotonic(), time.time()
-    owner.gw.stop(signal.SIGKILL)
-    out, _ = loop.communicate(timeout=60)
-    t_end = time.monotonic()
-    times = [float(line.split()[0]) for line in out.splitlines() if line]
-    before = [t for t in times if t < t_kill]
-    after = [t for t in times if t >= t_kill]
-    # The longest silence around the kill: answers to requests sent just
-    # before it may still arrive just after it, before the silence. The
-    # loop ends 4.5 s after the kill, so the silence is bounded by it.
-    gaps = [b - a for a, b in zip(times, times[1:]) if b >= t_kill]
-    outage = max(gaps) if before and after else float("inf")
-    tap.ok(outage < TARGET_S and t_end - after[-1] < 0.5,
+    o = sgnet.outage_across(h, lan.client, VIP, sgnet.UDP_PORT, INTERVAL_MS,
+                            lambda: owner.gw.stop(signal.SIGKILL))
+    outage, wall_kill = o.outage, o.wall_kill
+    tap.ok(outage < TARGET_S and o.t_end - o.after[-1] < 0.5,
            f"round {rnd + 1}: the VIP answers again {outage * 1000:.0f} ms "
            f"after the last answer before the silence that follows the "
            f"owner's kill (< {TARGET_S * 1000:.0f}), and to the end",
-           f"{len(before)} answers before, {len(after)} after, the last "
-           f"{t_end - after[-1] if after else 0:.3f} s before the end")
+           f"{len(o.before)} answers before, {len(o.after)} after, the last "
+           f"{o.t_end - o.after[-1] if o.after else 0:.3f} s before the end")
     time.sleep(0.3)
     cap.stop()
-    mac = lan.gw_mac(other.i)
+    mac = other.mac
     burst = garps(pcap, VIP, mac, wall_kill)
     tap.ok(len(burst) >= 3,
            f"round {rnd + 1}: the capture shows {len(burst)} gratuitous ARP "
@@ -261,8 +214,8 @@ def failover_round(tap, h, lan, srv, owner, other, rnd):
     # The killed gateway comes back and takes its VIP back.
     owner.start()
     # (The lb pool's VIPs have owners of their own: only VIP counts here.)
-    ok = both_live([owner, other]) and sgnet.wait_until(
-        lambda: VIP in answering(owner) and VIP not in answering(other), 10)
+    ok = sgnet.lan_all_live([owner, other]) and sgnet.wait_until(
+        lambda: VIP in owner.answering() and VIP not in other.answering(), 10)
     tap.ok(ok, f"round {rnd + 1}: {owner.name} restarted, rejoined and "
            "answers for its VIP again",
            str(owner.failover()), str(other.failover()))

@@ -25,10 +25,8 @@ must answer a fresh solicitation.
 """
 import os
 import signal
-import subprocess
 import sys
 import time
-import types
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import sgnet  # noqa: E402
@@ -60,30 +58,6 @@ def api_objects(srv):
         [("echo", "UDP", sgnet.UDP_PORT)], address_type="IPv6"))
     srv.set_rbac(apiserver.rules_from_manifest(
         os.path.join(sgnet.SRC_ROOT, "config", "rbac.yaml")))
-
-
-class Gateway:
-    def __init__(self, h, lan, i, kc):
-        self.h, self.i, self.name = h, i, NAMES[i]
-        self.prefix = f"{h.prefix}g{i}"
-        conf = sgnet.lan_gateway_conf(self.prefix, i, self.name, kc, NS,
-                                      ipv6=True)
-        self.conf = sgnet.write_conf(h.path(f"svcgw{i}.conf"), conf)
-        self.topo = types.SimpleNamespace(gw=lan.gws[i])
-        self.mac = lan.gw_mac(i)
-        self.gw = None
-
-    def start(self):
-        self.gw = sgnet.Svcgw(self.h, self.topo, self.conf, self.prefix)
-        return self.gw.start()
-
-    def failover(self):
-        return self.gw.ctl("failover")["/svcgw/failover"]
-
-    def answering(self):
-        f = self.failover()
-        return {v for v, a in zip(f.get("vip", []), f.get("answered", []))
-                if a}
 
 
 def nas(pcap, vip):
@@ -139,14 +113,12 @@ def run(tap, h):
     api_objects(srv)
     kc = srv.write_kubeconfig(h.path("kubeconfig"), auth="client-cert",
                               embed=False)
-    gws = [Gateway(h, lan, i, kc) for i in range(2)]
+    gws = [sgnet.LanGateway(h, lan, i, NAMES[i], kc, NS, ipv6=True)
+           for i in range(2)]
     for g in gws:
         g.start()
 
-    def both_live():
-        return all(sorted(g.failover().get("live", [])) == sorted(NAMES)
-                   for g in gws)
-    tap.ok(sgnet.wait_until(both_live, timeout=15),
+    tap.ok(sgnet.lan_all_live(gws),
            "both gateways see both alive through their Leases",
            *[str(g.failover()) for g in gws])
 
@@ -175,28 +147,15 @@ def run(tap, h):
            f"NA {sol}, owner {owner.mac}, other {other.mac}",
            f"neigh: {line}", repr(r))
 
-    count = 6000 // INTERVAL_MS
-    loop = h.spawn(sgnet.ns_argv(lan.client, [
-        sys.executable, os.path.join(sgnet.HERE, "client.py"), "udp-loop",
-        VIP6, str(sgnet.UDP_PORT), str(INTERVAL_MS), str(count)]),
-        stdout=subprocess.PIPE, text=True)
-    time.sleep(1.5)
-    t_kill, wall_kill = time.monotonic(), time.time()
-    owner.gw.stop(signal.SIGKILL)
-    out, _ = loop.communicate(timeout=30)
-    t_end = time.monotonic()
-    times = [float(x.split()[0]) for x in out.splitlines() if x]
-    before = [t for t in times if t < t_kill]
-    after = [t for t in times if t >= t_kill]
-    # As test_failover: the longest silence that ends after the kill.
-    gaps = [b - a for a, b in zip(times, times[1:]) if b >= t_kill]
-    outage = max(gaps) if before and after else float("inf")
-    tap.ok(outage < TARGET_S and t_end - after[-1] < 0.5,
+    o = sgnet.outage_across(h, lan.client, VIP6, sgnet.UDP_PORT, INTERVAL_MS,
+                            lambda: owner.gw.stop(signal.SIGKILL))
+    outage, wall_kill = o.outage, o.wall_kill
+    tap.ok(outage < TARGET_S and o.t_end - o.after[-1] < 0.5,
            f"{owner_name} killed: the IPv6 VIP answers again "
            f"{outage * 1000:.0f} ms after the last answer before the silence "
            f"(< {TARGET_S * 1000:.0f}), and to the end",
-           f"{len(before)} answers before, {len(after)} after, the last "
-           f"{t_end - after[-1] if after else 0:.3f} s before the end")
+           f"{len(o.before)} answers before, {len(o.after)} after, the last "
+           f"{o.t_end - o.after[-1] if o.after else 0:.3f} s before the end")
 
     mac, line = neigh_mac(lan.client, VIP6)
     sol2 = solicit(lan)
