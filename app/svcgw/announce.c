@@ -162,8 +162,6 @@ reassign(struct sg_app *a)
 	}
 	free(l.k);
 	free(l.flags);
-	an->vips_owned = owned;
-	an->vips_quiet = quiet;
 	an->takeovers += took;
 	an->handovers += gave;
 	if (took != 0 || gave != 0)

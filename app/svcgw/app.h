@@ -56,8 +56,6 @@ struct app_announce {
 	bool leader;			/* see app_leader_changed() */
 	uint64_t generation;		/* of the membership applied */
 	struct app_membership m;
-	uint32_t vips_owned;		/* answered here (per port) */
-	uint32_t vips_quiet;		/* forwarded, another gateway answers */
 	uint64_t takeovers;		/* VIPs taken since start */
 	uint64_t handovers;		/* VIPs given up since start */
 	uint64_t changes;		/* memberships applied */

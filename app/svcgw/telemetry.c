@@ -761,6 +761,7 @@ struct vip_rows {
 	struct column *cols;
 	const struct sg_app *a;
 	uint32_t n;
+	uint32_t owned, quiet;	/* every VIP key, rows or not */
 };
 
 static int
@@ -771,8 +772,14 @@ vip_row(const struct sg_neigh_key *key, uint8_t flags, void *arg)
 	char ip[SG_CONF_ADDR_STRLEN];
 	const char *owner;
 
-	/* One telemetry reply holds about 16 KB: the first rows only (vips_owned/quiet count all). */
-	if (!(flags & SG_NEIGH_ADDR_VIP) || r->n >= FAILOVER_ROWS)
+	if (!(flags & SG_NEIGH_ADDR_VIP))
+		return 0;
+	if (sg_neigh_flags_answered(flags))
+		r->owned++;
+	else
+		r->quiet++;
+	/* One telemetry reply holds about 16 KB: the first rows only. */
+	if (r->n >= FAILOVER_ROWS)
 		return 0;
 	memcpy(ca.addr, key->addr, key->family == 4 ? 4 : 16);
 	ca.len = key->family == 4 ? 32 : 128;
@@ -837,8 +844,6 @@ cmd_failover(const char *cmd, const char *params, struct rte_tel_data *d)
 		rte_tel_data_add_array_string(peers, st->peers.p[i].name);
 	if (rte_tel_data_add_dict_container(d, "leases", peers, 0) == 0)
 		peers = NULL;
-	rte_tel_data_add_dict_u64(d, "vips_owned", an->vips_owned);
-	rte_tel_data_add_dict_u64(d, "vips_quiet", an->vips_quiet);
 	rte_tel_data_add_dict_u64(d, "takeovers", an->takeovers);
 	rte_tel_data_add_dict_u64(d, "handovers", an->handovers);
 	rte_tel_data_add_dict_u64(d, "membership_changes", an->changes);
@@ -850,6 +855,9 @@ cmd_failover(const char *cmd, const char *params, struct rte_tel_data *d)
 	rte_tel_data_add_dict_string(d, "last_error", st->last_error);
 	rows.a = sg_app;
 	sg_neigh_addr_foreach(sg_app->neigh, vip_row, &rows);
+	/* Counted from the flags now: VIPs come and go between memberships. */
+	rte_tel_data_add_dict_u64(d, "vips_owned", rows.owned);
+	rte_tel_data_add_dict_u64(d, "vips_quiet", rows.quiet);
 	columns_add(d, cols, RTE_DIM(cols));
 	rc = 0;
 out:

@@ -32,6 +32,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import sgnet  # noqa: E402
 
 VIP6 = "2001:db8:a::100"
+VIP6_LATER = "2001:db8:a::101"   # a Service created after the membership
 NS = "svcgw-system"
 NAMES = ("gw-a", "gw-b")
 TARGET_S = 3.0
@@ -41,21 +42,27 @@ NA_BPF = "icmp6 and ip6[40] == 136"
 
 
 def main():
-    return sgnet.run_test("failov6", 8, run)
+    return sgnet.run_test("failov6", 9, run)
+
+
+def echo_service(srv, name, vip):
+    """UDP echo on vip:UDP_PORT, IPv6 only, dsr-l2, to the pods."""
+    import apiserver
+    srv.create(apiserver.service(
+        name, [("echo", "UDP", sgnet.UDP_PORT, sgnet.UDP_PORT)],
+        status={"loadBalancer": {"ingress": [{"ip": vip}]}},
+        annotations={"svcgw.io/mode": "dsr-l2"},
+        ipFamilies=["IPv6"], ipFamilyPolicy="SingleStack"))
+    srv.create(apiserver.endpoint_slice(
+        f"{name}-a", name, [a for _, a in sgnet.PODS6],
+        [("echo", "UDP", sgnet.UDP_PORT)], address_type="IPv6"))
 
 
 def api_objects(srv):
     import apiserver
     srv.create({"apiVersion": "v1", "kind": "Namespace",
                 "metadata": {"name": NS}})
-    srv.create(apiserver.service(
-        "echo", [("echo", "UDP", sgnet.UDP_PORT, sgnet.UDP_PORT)],
-        status={"loadBalancer": {"ingress": [{"ip": VIP6}]}},
-        annotations={"svcgw.io/mode": "dsr-l2"},
-        ipFamilies=["IPv6"], ipFamilyPolicy="SingleStack"))
-    srv.create(apiserver.endpoint_slice(
-        "echo-a", "echo", [a for _, a in sgnet.PODS6],
-        [("echo", "UDP", sgnet.UDP_PORT)], address_type="IPv6"))
+    echo_service(srv, "echo", VIP6)
     srv.set_rbac(apiserver.rules_from_manifest(
         os.path.join(sgnet.SRC_ROOT, "config", "rbac.yaml")))
 
@@ -131,6 +138,25 @@ def run(tap, h):
            "independently for an IPv6 address; the other gateway is quiet",
            f"owner {owner.answering()}, other {other.answering()}")
 
+    # A VIP that comes between memberships: its owner answers for it, and
+    # each gateway's counts say what it answers for and what it leaves.
+    echo_service(srv, "echo2", VIP6_LATER)
+    owner2 = gws[NAMES.index(sgnet.hrw_owner(NAMES, VIP6_LATER))]
+
+    def counted():
+        fs = [g.failover() for g in gws]
+        return all(VIP6_LATER in f["vip"]
+                   and f["vips_owned"] == sum(f["answered"])
+                   and f["vips_owned"] + f["vips_quiet"] == len(f["vip"])
+                   for f in fs)
+    ok = sgnet.wait_until(lambda: counted() and [
+        VIP6_LATER in g.answering() for g in gws] == [g is owner2 for g in gws],
+        timeout=10)
+    tap.ok(ok, f"{VIP6_LATER}, added later, is answered by {owner2.name} "
+           "alone, and every gateway's vips_owned and vips_quiet count "
+           "the VIPs it answers for and those it leaves",
+           *[str(g.failover()) for g in gws])
+
     # From here on every NA on the client's link is kept: before the kill
     # none for the VIP may come from the other gateway.
     pcap = h.path("na.pcap")
@@ -186,7 +212,7 @@ def run(tap, h):
     tap.ok(mac == other.mac,
            "the client's neighbour cache moved to the survivor's MAC",
            f"neigh: {line}", f"survivor {other.mac}")
-    tap.ok(sol2 == (other.mac, "SO") and other.answering() == {VIP6},
+    tap.ok(sol2 == (other.mac, "SO") and VIP6 in other.answering(),
            "the survivor answers a new solicitation for the VIP and says "
            "it answers for it", f"NA {sol2}", str(other.failover()))
 
