@@ -1364,6 +1364,43 @@ class LanGateway:
                 if a}
 
 
+def lan_failover(h, vip, names, namespace, api_objects, ipv6=False,
+                 gw_extra=None, service_cidrs=None, pods=PODS):
+    """The failover tests' stage: a Lan with the direct return path, the
+    pods (Pods' servers for `pods`, and servers on vip, which they hold),
+    the API stand-in on the lan with api_objects(srv) created, and a
+    started LanGateway for each of names (with gw_extra's groups).
+    Returns (lan, srv, gws)."""
+    lan = Lan(h, n_gateways=len(names)).create(direct=True, ipv6=ipv6)
+    lan.hold_vips([vip])
+    pods = Pods(h, lan, pods=pods)
+    pods.add("vip", [vip], [HTTP_PORT], UDP_PORT)
+    pods.start()
+    sys.path.insert(0, os.path.join(SRC_ROOT, "tests", "apiserver"))
+    import apiserver
+    kw = {"service_cidrs": service_cidrs} if service_cidrs else {}
+    srv = apiserver.ApiServer(host=LAN_API, netns=lan.lan,
+                              workdir=h.path("apiserver"), **kw)
+    os.makedirs(srv.workdir, exist_ok=True)
+    h.on_close(srv.close)
+    srv.start()
+    api_objects(srv)
+    kc = srv.write_kubeconfig(h.path("kubeconfig"), auth="client-cert",
+                              embed=False)
+    gws = [LanGateway(h, lan, i, name, kc, namespace, ipv6=ipv6,
+                      extra=gw_extra) for i, name in enumerate(names)]
+    for g in gws:
+        g.start()
+    return lan, srv, gws
+
+
+def hrw_split(gws, vip):
+    """(the gateway of gws that should answer for vip, the others)."""
+    owner = hrw_owner([g.name for g in gws], vip)
+    return (next(g for g in gws if g.name == owner),
+            [g for g in gws if g.name != owner])
+
+
 def lan_all_live(gws, timeout=15):
     """Whether every gateway comes to see every one of them alive."""
     names = sorted(g.name for g in gws)
@@ -1396,6 +1433,18 @@ def outage_across(h, ns, vip, port, interval_ms, kill):
         outage=max(gaps) if before and after else float("inf"),
         before=before, after=after, t_kill=t_kill, t_end=t_end,
         wall_kill=wall_kill)
+
+
+def outage_case(tap, o, target_s, what):
+    """The TAP case of an outage_across() result: answers again within
+    target_s of the kill's silence, and on to the end of the loop."""
+    return tap.ok(
+        o.outage < target_s and o.t_end - o.after[-1] < 0.5,
+        f"{what}: the VIP answers again {o.outage * 1000:.0f} ms after the "
+        f"last answer before the silence that follows the kill "
+        f"(< {target_s * 1000:.0f}), and to the end",
+        f"{len(o.before)} answers before, {len(o.after)} after, the last "
+        f"{o.t_end - o.after[-1] if o.after else 0:.3f} s before the end")
 
 
 def _siphash24(key, data):
