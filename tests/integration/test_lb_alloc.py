@@ -15,7 +15,8 @@ Pools (documentation addresses only):
 
 Checked: allocation from pools in priority order, statuses with ipMode VIP
 and the pool annotation, Events, requests by spec.loadBalancerIP and by
-annotation, both at once (an Event, no status), sharing, dual stack,
+annotation, both at once (an Event, no status), sharing, dual stack
+(Require and Prefer),
 exhaustion then release, a curl through an allocated VIP, Services of
 another class (and class-less ones) never named in any request, a status
 patch that meets a concurrent write (409, re-read, retried), every status
@@ -83,7 +84,7 @@ def wait_ips(srv, name, want, timeout=10, namespace="default"):
 
 
 def main():
-    return sgnet.run_test("lballoc", 37, run)
+    return sgnet.run_test("lballoc", 38, run)
 
 
 def run(tap, h):
@@ -198,6 +199,16 @@ def run(tap, h):
     tap.ok(ev and ips(srv, "dual2") == [],
            "RequireDualStack with no IPv6 left: AllocationFailed, nothing "
            "held (its IPv4 address is not taken)", repr(ev))
+    srv.create(svc("prefer", ipFamilyPolicy="PreferDualStack",
+                   ipFamilies=["IPv4", "IPv6"],
+                   annotations={"svcgw.io/address-pool": "dual"}))
+    got = wait_ips(srv, "prefer", ["192.0.2.105"])
+    time.sleep(0.5)     # a failure Event, if any, would be posted by now
+    tap.ok(got and not events(srv, "prefer", "AllocationFailed"),
+           "PreferDualStack with no IPv6 left: its IPv4 address alone, no "
+           "AllocationFailed", repr(ingress(srv, "prefer")))
+    srv.delete("services", "prefer", namespace="default")
+    time.sleep(0.5)     # its address back in the pool for racy below
 
     # Exhaustion, then release.
     srv.create(svc("late", annotations={"svcgw.io/address-pool": "main"}))
