@@ -244,7 +244,8 @@ encap_send(struct sg_dp_worker *w, struct rte_mbuf *m, const struct sg_pkt_info 
 		.ttl = DP_ENCAP_TTL,
 		.gue_port = ctx->gue_port,
 	};
-	uint32_t inner_len = pi->ip_end - pi->l3_off, hlen = sg_pkt_encap_len(&e);
+	/* Unchecked: sg_pkt_encap() checks e before the packet leaves. */
+	uint32_t inner_len = pi->ip_end - pi->l3_off, hlen = sg_pkt_encap_hlen(&e);
 	const struct dp_nh_entry *nhe = dp_nh_slot(w, family, backend);
 	/* The next hop's port and MAC: in the cache for all but a backend's first packets. */
 	bool cached = dp_nh_hit(w, nhe, family, backend, SG_DP_ROLE_INTERNAL);

@@ -575,8 +575,8 @@ struct sg_pkt_encap {
 };
 
 /*
- * Check an encapsulation. Returns 0 or -EINVAL. Inline, as the next one:
- * for an e built with constants the compiler folds both away.
+ * Check an encapsulation. Returns 0 or -EINVAL. Inline, as the next ones:
+ * for an e built with constants the compiler folds it away.
  */
 static inline int
 sg_pkt_encap_check(const struct sg_pkt_encap *e)
@@ -592,13 +592,24 @@ sg_pkt_encap_check(const struct sg_pkt_encap *e)
 	return 0;
 }
 
-/* Bytes of outer headers e adds (20 or 40, plus 8 for GUE); 0 if e is invalid. */
+/*
+ * Bytes of outer headers e adds (20 or 40, plus 8 for GUE), e unchecked:
+ * for a caller whose e is valid by construction, or that hands it to
+ * sg_pkt_encap(), which checks it, before using the length. Fast path.
+ */
+static inline uint32_t
+sg_pkt_encap_hlen(const struct sg_pkt_encap *e)
+{
+	return (e->family == 4 ? 20 : 40) + (e->type == SG_PKT_ENCAP_GUE ? 8 : 0);
+}
+
+/* Bytes of outer headers e adds; 0 if e is invalid. */
 static inline uint32_t
 sg_pkt_encap_len(const struct sg_pkt_encap *e)
 {
 	if (sg_unlikely(sg_pkt_encap_check(e) != 0))
 		return 0;
-	return (e->family == 4 ? 20 : 40) + (e->type == SG_PKT_ENCAP_GUE ? 8 : 0);
+	return sg_pkt_encap_hlen(e);
 }
 
 /*
