@@ -2679,6 +2679,20 @@ test_reply_limit(void **state)
 	assert_int_equal(DELTA(s0, s1, rst_sent), DP_REPLY_RATE / 100);
 }
 
+
+/*
+ * A new NAT flow's first packet, client:sport to vip:vport on the external
+ * port: it leaves from snat to pod:tport; returns the SNAT port it took.
+ */
+static uint16_t
+nat_first(uint8_t proto, const char *client, uint16_t sport, const char *vip, uint16_t vport,
+	  const char *snat, const char *pod, uint16_t tport)
+{
+	struct pkt p = pkt_new(proto, client, sport, vip, vport);
+
+	assert_int_equal(send_pkt(&p, P_EXT), 1);
+	return expect_fwd(&outs[0], &p, snat, ANY_PORT, pod, tport);
+}
 /*
  * Two SNAT ports: two flows to one pod take both; a third to that pod
  * finds none (the reply tuple of each is taken) and is dropped; a flow to
@@ -2698,12 +2712,8 @@ test_snat_exhaustion(void **state)
 	E.ctx.snat_port_max = SNAT_MIN + 1;
 	E.w[0] = worker_new(0, 1);
 
-	p = pkt_new(TCP, C4, 51000, "192.0.2.10", 80);
-	assert_int_equal(send_pkt(&p, P_EXT), 1);
-	a = expect_fwd(&outs[0], &p, SNAT4, ANY_PORT, "203.0.113.11", 8080);
-	p = pkt_new(TCP, C4, 51001, "192.0.2.10", 80);
-	assert_int_equal(send_pkt(&p, P_EXT), 1);
-	b = expect_fwd(&outs[0], &p, SNAT4, ANY_PORT, "203.0.113.11", 8080);
+	a = nat_first(TCP, C4, 51000, "192.0.2.10", 80, SNAT4, "203.0.113.11", 8080);
+	b = nat_first(TCP, C4, 51001, "192.0.2.10", 80, SNAT4, "203.0.113.11", 8080);
 	assert_true(a != b && a >= SNAT_MIN && a <= SNAT_MIN + 1 && b >= SNAT_MIN &&
 		    b <= SNAT_MIN + 1);
 
@@ -2713,9 +2723,7 @@ test_snat_exhaustion(void **state)
 	s1 = stats(0);
 	assert_int_equal(DELTA(s0, s1, drop_snat_ports), 1);
 
-	p = pkt_new(UDP, C4B, 51003, "192.0.2.10", 53);
-	assert_int_equal(send_pkt(&p, P_EXT), 1);
-	a = expect_fwd(&outs[0], &p, SNAT4, ANY_PORT, "203.0.113.12", 5353);
+	a = nat_first(UDP, C4B, 51003, "192.0.2.10", 53, SNAT4, "203.0.113.12", 5353);
 	assert_true(a >= SNAT_MIN && a <= SNAT_MIN + 1);
 }
 
@@ -2729,7 +2737,6 @@ static void
 test_snat_pairs(void **state)
 {
 	static const char snat4b[] = "203.0.113.3";
-	struct pkt p;
 	uint16_t a, b, c, d;
 
 	(void)state;
@@ -2737,18 +2744,10 @@ test_snat_pairs(void **state)
 	E.snat.n4 = 2;
 	memcpy(&E.snat.addr4[1], A(snat4b).a, 4);
 
-	p = pkt_new(TCP, C4, 51000, "192.0.2.10", 80);
-	assert_int_equal(send_pkt(&p, P_EXT), 1);
-	a = expect_fwd(&outs[0], &p, SNAT4, ANY_PORT, "203.0.113.11", 8080);
-	p = pkt_new(TCP, C4, 51001, "192.0.2.10", 80);
-	assert_int_equal(send_pkt(&p, P_EXT), 1);
-	b = expect_fwd(&outs[0], &p, snat4b, ANY_PORT, "203.0.113.11", 8080);
-	p = pkt_new(TCP, C4, 51002, "192.0.2.10", 80);
-	assert_int_equal(send_pkt(&p, P_EXT), 1);
-	c = expect_fwd(&outs[0], &p, SNAT4, ANY_PORT, "203.0.113.11", 8080);
-	p = pkt_new(UDP, C4, 51003, "192.0.2.10", 53);
-	assert_int_equal(send_pkt(&p, P_EXT), 1);
-	d = expect_fwd(&outs[0], &p, SNAT4, ANY_PORT, "203.0.113.12", 5353);
+	a = nat_first(TCP, C4, 51000, "192.0.2.10", 80, SNAT4, "203.0.113.11", 8080);
+	b = nat_first(TCP, C4, 51001, "192.0.2.10", 80, snat4b, "203.0.113.11", 8080);
+	c = nat_first(TCP, C4, 51002, "192.0.2.10", 80, SNAT4, "203.0.113.11", 8080);
+	d = nat_first(UDP, C4, 51003, "192.0.2.10", 53, SNAT4, "203.0.113.12", 5353);
 	check_snat_port(a, 0);
 	check_snat_port(c, 0);
 	assert_int_equal(a, SNAT_MIN);

@@ -945,13 +945,34 @@ wait_responses(struct sg_k8s *k, struct sg_k8s_response *out, unsigned int n)
 	return got;
 }
 
+/*
+ * A client of the API at a tiny_http server started in *t, through a
+ * kubeconfig written as `name` (its path in path) with a bearer token.
+ */
+static struct sg_k8s *
+writer_on_tiny(struct tiny_http *t, struct sg_k8s_conf *kc, const char *name, char *path,
+	       size_t path_size)
+{
+	char text[600], err[300];
+	struct sg_k8s *k;
+
+	tiny_http_start(t);
+	snprintf(text, sizeof(text), KC_HEAD "clusters:\n- name: c\n  cluster:\n    server: "
+		 "http://127.0.0.1:%u\n" KC_USER("    token: tok\n"), t->port);
+	write_file(path, path_size, name, text);
+	kc->kubeconfig = path;
+	k = sg_k8s_create(kc, err, sizeof(err));
+	assert_non_null(k);
+	return k;
+}
+
 static void
 test_writes(void **state)
 {
 	struct sg_k8s_conf kc = { .source = SG_CONF_K8S_KUBECONFIG, .request_timeout = 5 };
 	struct sg_k8s_response r[3];
 	struct tiny_http t;
-	char path[400], text[600], esc[64], err[300];
+	char path[400], esc[64];
 	struct sg_k8s *k;
 
 	(void)state;
@@ -961,13 +982,7 @@ test_writes(void **state)
 	assert_int_equal(sg_k8s_responses(NULL, r, 1), 0);
 	sg_k8s_response_clear(NULL);
 
-	tiny_http_start(&t);
-	snprintf(text, sizeof(text), KC_HEAD "clusters:\n- name: c\n  cluster:\n    server: "
-		 "http://127.0.0.1:%u\n" KC_USER("    token: tok\n"), t.port);
-	write_file(path, sizeof(path), "kc_writes", text);
-	kc.kubeconfig = path;
-	k = sg_k8s_create(&kc, err, sizeof(err));
-	assert_non_null(k);
+	k = writer_on_tiny(&t, &kc, "kc_writes", path, sizeof(path));
 	assert_int_equal(sg_k8s_request(k, NULL, "/", NULL, NULL, 1), -EINVAL);
 	/* Queued before the start: done once it starts, in order, tags kept. */
 	assert_int_equal(sg_k8s_request(k, "PATCH", "/api/v1/namespaces/a/services/b/status",
@@ -1085,7 +1100,7 @@ test_post_event(void **state)
 				  .log = warn_keep, .log_arg = &wl };
 	const unsigned int max = SG_K8S_EVENTS_WAITING;
 	static char want[sizeof(((struct tiny_http *)0)->seen)];
-	char path[400], text[600], err[300];
+	char path[400], err[300];
 	struct sg_k8s_response r[3];
 	struct tiny_http t;
 	struct sg_k8s_sync st;
@@ -1094,13 +1109,7 @@ test_post_event(void **state)
 
 	(void)state;
 	assert_int_equal(sg_k8s_post_event(NULL, "/api/v1/namespaces/a/events", "{}"), -EINVAL);
-	tiny_http_start(&t);
-	snprintf(text, sizeof(text), KC_HEAD "clusters:\n- name: c\n  cluster:\n    server: "
-		 "http://127.0.0.1:%u\n" KC_USER("    token: tok\n"), t.port);
-	write_file(path, sizeof(path), "kc_events", text);
-	kc.kubeconfig = path;
-	k = sg_k8s_create(&kc, err, sizeof(err));
-	assert_non_null(k);
+	k = writer_on_tiny(&t, &kc, "kc_events", path, sizeof(path));
 	assert_int_equal(sg_k8s_post_event(k, NULL, "{}"), -EINVAL);
 	assert_int_equal(sg_k8s_post_event(k, "/api/v1/namespaces/a/events", NULL), -EINVAL);
 
