@@ -104,6 +104,7 @@ struct dp_handoff {
 struct sg_dp_worker {
 	const struct sg_dp_ctx *ctx;
 	struct sg_flow_table *flows;
+	struct sg_svc_cache *svc_cache;	/* this worker's new flows' service lookups */
 	uint16_t index;
 	uint16_t n_workers;
 	unsigned int qsbr_id;

@@ -408,7 +408,8 @@ sg_dp_worker_process(struct sg_dp_worker *w, struct rte_mbuf **pkts, unsigned in
 				sg_svc_key6(&skeys[nmiss++], k->dst, k->dport, k->proto);
 			}
 		}
-		sg_svc_lookup_bulk(w->ctx->svc, skeys, nmiss, entries, &any_mask);
+		sg_svc_lookup_bulk_cached(w->ctx->svc, w->svc_cache, skeys, nmiss, entries,
+					  &any_mask);
 		for (unsigned int j = 0, k = 0; j < nf; j++) {
 			if (flows[j] != NULL)
 				continue;
@@ -611,6 +612,7 @@ struct sg_dp_worker *
 sg_dp_worker_create(const struct sg_dp_ctx *ctx, const struct sg_dp_worker_conf *conf)
 {
 	struct sg_dp_worker *w;
+	int err;
 
 	if (ctx == NULL || conf == NULL || ctx->n_workers == 0 ||
 	    conf->index >= ctx->n_workers || ctx->n_workers > SG_DP_MAX_WORKERS) {
@@ -631,22 +633,31 @@ sg_dp_worker_create(const struct sg_dp_ctx *ctx, const struct sg_dp_worker_conf 
 	/* No entry of the next-hop cache may pass for valid before its first fill. */
 	for (unsigned int i = 0; i < DP_NH_CACHE; i++)
 		w->nh_cache[i].gen = UINT64_MAX;
+	w->svc_cache = sg_svc_cache_create(conf->socket_id);
+	if (w->svc_cache == NULL) {
+		err = errno;
+		goto free_worker;
+	}
 	w->flows = sg_flow_table_create(&conf->flows);
 	if (w->flows == NULL) {
-		int err = errno;
-
-		rte_free(w);
-		errno = err;
-		return NULL;
+		err = errno;
+		goto free_cache;
 	}
 	if (dp_frag_init(w, conf) != 0) {
-		sg_flow_table_free(w->flows);
-		rte_free(w);
-		errno = ENOMEM;
-		return NULL;
+		err = ENOMEM;
+		goto free_flows;
 	}
 	w->sweep_shortest_ms = shortest_timeout(w->flows);
 	return w;
+
+free_flows:
+	sg_flow_table_free(w->flows);
+free_cache:
+	sg_svc_cache_free(w->svc_cache);
+free_worker:
+	rte_free(w);
+	errno = err;
+	return NULL;
 }
 
 void
@@ -660,5 +671,6 @@ sg_dp_worker_free(struct sg_dp_worker *w)
 		rte_pktmbuf_free_bulk(w->handoff[o].pkts, w->handoff[o].n);
 	dp_frag_free(w);
 	sg_flow_table_free(w->flows);
+	sg_svc_cache_free(w->svc_cache);
 	rte_free(w);
 }

@@ -21,7 +21,6 @@
 #include <rte_debug.h>
 #include <rte_errno.h>
 #include <rte_hash.h>
-#include <rte_hash_crc.h>
 #include <rte_rcu_qsbr.h>
 
 #include "maglev.h"
@@ -30,9 +29,6 @@
 #include "svc_private.h"
 
 SG_LOG_REGISTER(svc)
-
-/* Any constant does: the key hash never leaves this process. */
-#define KEY_HASH_SEED 0x73766367u
 
 /*
  * The defer queue reclaims as it goes once this many resources wait, so a
@@ -60,6 +56,7 @@ struct sg_svc_table {
 	struct rte_hash *hash;	/* key -> entry, lock-free readers */
 	uint32_t n_any_keys;	/* __atomic; skips the "any" pass when 0 */
 	uint32_t serving_epoch;	/* __atomic; see sg_svc_serving_epoch() */
+	uint64_t version;	/* __atomic; see svc_table_version() */
 
 	/* Control thread. */
 	struct rte_hash *ids __rte_cache_aligned; /* id -> index in recs */
@@ -101,25 +98,6 @@ const char *
 sg_svc_mode_name(unsigned int mode)
 {
 	return mode < SG_SVC_MODE_COUNT ? mode_names[mode] : "?";
-}
-
-/*
- * rte_hash_function for keys: CRC32c of the 20 bytes, read with memcpy
- * because keys sit at any even address (packed in arrays, in entries) and
- * rte_hash_crc() would load 8 bytes at a time through a cast.
- */
-static uint32_t
-key_hash(const void *key, uint32_t len, uint32_t init)
-{
-	const uint8_t *p = key;
-	uint64_t a, b;
-	uint32_t c;
-
-	RTE_SET_USED(len); /* always sizeof(struct sg_svc_key) */
-	memcpy(&a, p, 8);
-	memcpy(&b, p + 8, 8);
-	memcpy(&c, p + 16, 4);
-	return rte_hash_crc_4byte(c, rte_hash_crc_8byte(b, rte_hash_crc_8byte(a, init)));
 }
 
 static size_t
@@ -342,6 +320,23 @@ sg_svc_serving_epoch(const struct sg_svc_table *t)
 	return __atomic_load_n(&t->serving_epoch, __ATOMIC_ACQUIRE);
 }
 
+/*
+ * Called after the hash changed and before an entry readers may hold is
+ * deferred: the grace period that frees it then starts after the store,
+ * so a reader that still reads the old version has not yet passed the
+ * quiescent state the free waits for.
+ */
+static void
+version_bump(struct sg_svc_table *t)
+{
+	__atomic_store_n(&t->version, t->version + 1, __ATOMIC_RELEASE);
+}
+
+uint64_t
+svc_table_version(const struct sg_svc_table *t)
+{
+	return __atomic_load_n(&t->version, __ATOMIC_ACQUIRE);
+}
 
 static void
 prefix_mask(uint8_t *mask, unsigned int bytes, unsigned int len)
@@ -604,6 +599,7 @@ keys_install(struct sg_svc_table *t, struct sg_svc_entry *e, const struct sg_svc
 					defer(t, NULL, pos);
 			}
 		}
+		version_bump(t);
 		defer(t, e, -1);
 		return rc;
 	}
@@ -671,6 +667,12 @@ sg_svc_table_create(const struct sg_svc_table_conf *conf)
 	/* Live keys, one publication's new keys, and slots awaiting reclaim. */
 	t->hash_slots = conf->max_keys + SG_SVC_MAX_KEYS + RTE_MIN(conf->max_keys, t->dq_size);
 	n = __atomic_fetch_add(&seq, 1, __ATOMIC_RELAXED);
+	/*
+	 * Each table counts its versions from a base of its own, never 0, so
+	 * a lookup cache that outlives a table cannot take the next table at
+	 * the same address for the one it was filled from.
+	 */
+	t->version = (uint64_t)(n + 1) << 32;
 
 	t->recs = calloc(conf->max_services, sizeof(*t->recs));
 	if (t->recs == NULL) {
@@ -683,8 +685,8 @@ sg_svc_table_create(const struct sg_svc_table_conf *conf)
 	hp.name = name;
 	hp.entries = t->hash_slots;
 	hp.key_len = sizeof(struct sg_svc_key);
-	hp.hash_func = key_hash;
-	hp.hash_func_init_val = KEY_HASH_SEED;
+	hp.hash_func = svc_key_hash;
+	hp.hash_func_init_val = SVC_KEY_HASH_SEED;
 	hp.socket_id = conf->socket_id;
 	/* EXT_TABLE: inserts cannot fail while a key slot is free. */
 	hp.extra_flag = RTE_HASH_EXTRA_FLAGS_RW_CONCURRENCY_LF | RTE_HASH_EXTRA_FLAGS_EXT_TABLE;
@@ -824,6 +826,7 @@ sg_svc_publish(struct sg_svc_table *t, const struct sg_svc_conf *c)
 	t->publishes++;
 	if (lost)
 		serving_epoch_bump(t);
+	version_bump(t);
 	if (old != NULL)
 		defer(t, old, -1);
 	SG_LOG(svc, DEBUG, "service %u (%s) generation %u: %u keys, %u backends, %u usable, M=%u",
@@ -859,6 +862,7 @@ sg_svc_remove(struct sg_svc_table *t, uint32_t id)
 	t->n_services--;
 	t->removes++;
 	serving_epoch_bump(t);
+	version_bump(t);
 	defer(t, e, -1);
 	SG_LOG(svc, DEBUG, "service %u removed", id);
 	return 0;
@@ -923,47 +927,45 @@ sg_svc_foreach(const struct sg_svc_table *t, sg_svc_foreach_fn fn, void *arg)
 }
 
 unsigned int
-sg_svc_lookup_bulk(const struct sg_svc_table *t, const struct sg_svc_key *keys,
-		   unsigned int n, const struct sg_svc_entry **entries, uint64_t *any_mask)
+svc_lookup_hashed(const struct sg_svc_table *t, const void *kp[],
+		  uint32_t sig[], unsigned int n, const struct sg_svc_entry **entries,
+		  uint64_t *any_mask)
 {
-	const void *kp[SG_SVC_LOOKUP_MAX];
+	const void *ap[SG_SVC_LOOKUP_MAX];
 	void *data[SG_SVC_LOOKUP_MAX];
 	struct sg_svc_key any[SG_SVC_LOOKUP_MAX];
+	uint32_t any_sig[SG_SVC_LOOKUP_MAX];
 	uint8_t pos[SG_SVC_LOOKUP_MAX];
 	uint64_t hits = 0, via_any = 0, more;
 	unsigned int i, m = 0;
 
-	RTE_ASSERT(t != NULL && keys != NULL && entries != NULL);
-	if (sg_unlikely(n == 0 || n > SG_SVC_LOOKUP_MAX)) {
-		for (i = 0; i < n; i++)
-			entries[i] = NULL;
-		if (any_mask != NULL)
-			*any_mask = 0;
-		return 0;
-	}
-	for (i = 0; i < n; i++)
-		kp[i] = &keys[i];
-	rte_hash_lookup_bulk_data(t->hash, kp, n, &hits, data);
+	RTE_ASSERT(n >= 1 && n <= SG_SVC_LOOKUP_MAX);
+	rte_hash_lookup_with_hash_bulk_data(t->hash, kp, sig, n, &hits, data);
 	for (i = 0; i < n; i++) {
+		const struct sg_svc_key *k = kp[i];
+
 		if (hits & (1ull << i)) {
 			entries[i] = data[i];
-			if (sg_unlikely(sg_svc_key_is_any(&keys[i])))
+			if (sg_unlikely(sg_svc_key_is_any(k)))
 				via_any |= 1ull << i;
 			continue;
 		}
 		entries[i] = NULL;
-		if (sg_svc_key_is_any(&keys[i]))
+		if (sg_svc_key_is_any(k))
 			continue;
-		any[m] = keys[i];
+		any[m] = *k;
 		memset(any[m].addr, 0, sizeof(any[m].addr));
-		kp[m] = &any[m];
 		pos[m] = (uint8_t)i;
 		m++;
 	}
 	/* Services without NodePorts need no second pass over the misses. */
 	if (m > 0 && __atomic_load_n(&t->n_any_keys, __ATOMIC_RELAXED) > 0) {
+		for (i = 0; i < m; i++) {
+			ap[i] = &any[i];
+			any_sig[i] = svc_key_hash(&any[i], sizeof(any[i]), SVC_KEY_HASH_SEED);
+		}
 		more = 0;
-		rte_hash_lookup_bulk_data(t->hash, kp, m, &more, data);
+		rte_hash_lookup_with_hash_bulk_data(t->hash, ap, any_sig, m, &more, data);
 		for (i = 0; i < m; i++) {
 			if (!(more & (1ull << i)))
 				continue;
@@ -975,6 +977,28 @@ sg_svc_lookup_bulk(const struct sg_svc_table *t, const struct sg_svc_key *keys,
 	if (any_mask != NULL)
 		*any_mask = via_any;
 	return (unsigned int)__builtin_popcountll(hits);
+}
+
+unsigned int
+sg_svc_lookup_bulk(const struct sg_svc_table *t, const struct sg_svc_key *keys,
+		   unsigned int n, const struct sg_svc_entry **entries, uint64_t *any_mask)
+{
+	const void *kp[SG_SVC_LOOKUP_MAX];
+	uint32_t sig[SG_SVC_LOOKUP_MAX];
+
+	RTE_ASSERT(t != NULL && keys != NULL && entries != NULL);
+	if (sg_unlikely(n == 0 || n > SG_SVC_LOOKUP_MAX)) {
+		for (unsigned int i = 0; i < n; i++)
+			entries[i] = NULL;
+		if (any_mask != NULL)
+			*any_mask = 0;
+		return 0;
+	}
+	for (unsigned int i = 0; i < n; i++) {
+		kp[i] = &keys[i];
+		sig[i] = svc_key_hash(&keys[i], sizeof(keys[i]), SVC_KEY_HASH_SEED);
+	}
+	return svc_lookup_hashed(t, kp, sig, n, entries, any_mask);
 }
 
 const struct sg_svc_entry *

@@ -316,6 +316,39 @@ const struct sg_svc_entry *sg_svc_lookup(const struct sg_svc_table *t,
 					 const struct sg_svc_key *key, int *via_any);
 
 /*
+ * A cache of one worker's lookups, in front of the table's rte_hash: a new
+ * flow's service is nearly always one that the worker looked up a moment
+ * ago, and the cache answers for it in one cache line and a compare, where
+ * the lock-free hash takes several times that. It holds the hits of one
+ * version of one table and empties itself once a publication or removal
+ * has changed the table, so it answers exactly as the table does. Misses
+ * (not a service) are not kept: a flood of packets for addresses that are
+ * not ours costs what it costs without the cache.
+ *
+ * One cache per lcore, never shared; it may serve any table, one at a time.
+ * Create and free on the control path.
+ */
+struct sg_svc_cache;
+
+/*
+ * An empty cache on socket_id (or SOCKET_ID_ANY). Returns it, or NULL with
+ * errno EINVAL (socket out of range) or ENOMEM.
+ */
+struct sg_svc_cache *sg_svc_cache_create(int socket_id);
+
+/* Free a cache; NULL is harmless. */
+void sg_svc_cache_free(struct sg_svc_cache *c);
+
+/*
+ * sg_svc_lookup_bulk() through cache c: the same results, the same
+ * contract (fast path; entries valid until the caller's next quiescent
+ * state). Returns the number of non-NULL entries.
+ */
+unsigned int sg_svc_lookup_bulk_cached(const struct sg_svc_table *t, struct sg_svc_cache *c,
+				       const struct sg_svc_key *keys, unsigned int n,
+				       const struct sg_svc_entry **entries, uint64_t *any_mask);
+
+/*
  * A count of the publications and removals that took a backend out of
  * service: removed it, or left it neither ready nor serving (a removed
  * service counts, whatever its backends). A worker that remembers the

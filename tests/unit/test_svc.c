@@ -748,6 +748,128 @@ test_any_fallback(void **state)
 	rte_free(v);
 }
 
+/* ---- the lookup cache -------------------------------------------------- */
+
+/* The cache answers as the table does: entries, "any" mask and count. */
+static void
+cached_as_table(const struct sg_svc_table *t, struct sg_svc_cache *c,
+		const struct sg_svc_key *ks, unsigned int n)
+{
+	const struct sg_svc_entry *want[SG_SVC_LOOKUP_MAX], *got[SG_SVC_LOOKUP_MAX];
+	uint64_t want_mask = 0, got_mask = ~0ull;
+	unsigned int want_n = sg_svc_lookup_bulk(t, ks, n, want, &want_mask);
+
+	assert_int_equal(sg_svc_lookup_bulk_cached(t, c, ks, n, got, &got_mask), want_n);
+	assert_int_equal(got_mask, want_mask);
+	for (unsigned int i = 0; i < n; i++)
+		assert_ptr_equal(got[i], want[i]);
+}
+
+static void
+test_lookup_cache(void **state)
+{
+	struct rte_rcu_qsbr *v = qsbr_new(1);
+	struct sg_svc_table *t = table_new(v, 1024, 2048, 0);
+	struct sg_svc_cache *c = sg_svc_cache_create(SOCKET_ID_ANY);
+	const struct sg_svc_entry *out[SG_SVC_LOOKUP_MAX + 1];
+	struct sg_svc_key ks[SG_SVC_LOOKUP_MAX + 1];
+	struct tconf tc;
+	uint64_t mask;
+
+	(void)state;
+	assert_non_null(c);
+	sg_svc_cache_free(NULL);
+	errno = 0;
+	assert_null(sg_svc_cache_create(RTE_MAX_NUMA_NODES));
+	assert_int_equal(errno, EINVAL);
+
+	tconf_init(&tc, 1, 2);
+	assert_int_equal(sg_svc_publish(t, &tc.c), 0);
+	tconf_init(&tc, 2, 2);
+	tc.keys[0] = key_any(4, 30080, IPPROTO_TCP);
+	assert_int_equal(sg_svc_publish(t, &tc.c), 0);
+	tconf_init(&tc, 3, 2);
+	tc.keys[0] = key6(7, 443, IPPROTO_TCP);
+	tc.be[0] = be6(1, 8443, READY, 1);
+	tc.be[1] = be6(2, 8443, READY, 1);
+	assert_int_equal(sg_svc_publish(t, &tc.c), 0);
+	ks[0] = key4(10, 80, IPPROTO_TCP);
+	ks[1] = key4(99, 30080, IPPROTO_TCP);	/* the NodePort, through "any" */
+	ks[2] = key6(7, 443, IPPROTO_TCP);
+	ks[3] = key4(10, 81, IPPROTO_TCP);	/* nobody's */
+	ks[4] = key4(10, 80, IPPROTO_TCP);	/* twice in one burst */
+	/* Filled, then answered from the cache. */
+	cached_as_table(t, c, ks, 5);
+	cached_as_table(t, c, ks, 5);
+
+	/* A replaced service: the new entry, not the one the cache held. */
+	tconf_init(&tc, 1, 3);
+	assert_int_equal(sg_svc_publish(t, &tc.c), 0);
+	assert_int_equal(sg_svc_lookup_bulk_cached(t, c, ks, 1, out, NULL), 1);
+	assert_ptr_equal(out[0], sg_svc_get(t, 1));
+	assert_int_equal(out[0]->generation, 2);
+	/* A VIP published on the node address wins over the NodePort's "any". */
+	cached_as_table(t, c, ks, 5);
+	tconf_init(&tc, 4, 2);
+	tc.keys[0] = key4(99, 30080, IPPROTO_TCP);
+	assert_int_equal(sg_svc_publish(t, &tc.c), 0);
+	assert_int_equal(sg_svc_lookup_bulk_cached(t, c, &ks[1], 1, out, &mask), 1);
+	assert_int_equal(out[0]->id, 4);
+	assert_int_equal(mask, 0);
+	/* A removed service is gone from the cache's answers too. */
+	cached_as_table(t, c, ks, 5);
+	assert_int_equal(sg_svc_remove(t, 3), 0);
+	cached_as_table(t, c, ks, 5);
+
+	/* More services than the cache has slots: evicted ones are looked up again. */
+	for (uint32_t id = 10; id < 10 + 700; id++) {
+		tconf_init(&tc, id, 1);
+		tc.keys[0] = key4((uint8_t)(id % 200), (uint16_t)(1000 + id), IPPROTO_UDP);
+		assert_int_equal(sg_svc_publish(t, &tc.c), 0);
+	}
+	for (int pass = 0; pass < 2; pass++) {
+		for (uint32_t id = 10; id < 10 + 700; id += 32) {
+			unsigned int n = RTE_MIN(32u, 10 + 700 - id);
+
+			for (unsigned int i = 0; i < n; i++)
+				ks[i] = key4((uint8_t)((id + i) % 200), (uint16_t)(1000 + id + i),
+					     IPPROTO_UDP);
+			assert_int_equal(sg_svc_lookup_bulk_cached(t, c, ks, n, out, NULL), n);
+			for (unsigned int i = 0; i < n; i++)
+				assert_int_equal(out[i]->id, id + i);
+		}
+	}
+
+	/* Bursts out of range: as sg_svc_lookup_bulk(), nothing found. */
+	mask = 7;
+	out[0] = (const struct sg_svc_entry *)(uintptr_t)0x1;
+	assert_int_equal(sg_svc_lookup_bulk_cached(t, c, ks, SG_SVC_LOOKUP_MAX + 1, out, &mask),
+			 0);
+	assert_null(out[0]);
+	assert_int_equal(mask, 0);
+	assert_int_equal(sg_svc_lookup_bulk_cached(t, c, ks, 0, out, &mask), 0);
+	sg_svc_table_free(t);
+
+	/*
+	 * A cache that outlives its table, on a new table as busy as the old
+	 * one (their versions would be the same if they counted alike): the
+	 * new table's entry, never the freed one.
+	 */
+	t = table_new(v, 16, 16, 0);
+	for (uint32_t round = 0; round < 2; round++) {
+		tconf_init(&tc, 100 + round, 2);
+		assert_int_equal(sg_svc_publish(t, &tc.c), 0);
+		ks[0] = key4(10, 80, IPPROTO_TCP);
+		assert_int_equal(sg_svc_lookup_bulk_cached(t, c, ks, 1, out, NULL), 1);
+		assert_int_equal(out[0]->id, 100 + round);
+		sg_svc_table_free(t);
+		t = table_new(v, 16, 16, 0);
+	}
+	sg_svc_table_free(t);
+	sg_svc_cache_free(c);
+	rte_free(v);
+}
+
 /* ---- source ranges ----------------------------------------------------- */
 
 static int
@@ -1539,7 +1661,13 @@ cc_reader_main(void *arg)
 	struct sg_svc_key ks[32];
 	unsigned int cursor = r->tid * 17;
 	uint64_t round = 0;
+	/* Big enough for every key: cached entries live across many publications. */
+	struct sg_svc_cache *cache = sg_svc_cache_create(SOCKET_ID_ANY);
 
+	if (cache == NULL) {
+		cc_fail(r, "no cache", 0);
+		return NULL;
+	}
 	rte_rcu_qsbr_thread_online(r->v, r->tid);
 	while (!__atomic_load_n(r->stop, __ATOMIC_ACQUIRE)) {
 		const struct cc_key *batch[32];
@@ -1553,8 +1681,10 @@ cc_reader_main(void *arg)
 		if (round % 5 == 0) {
 			for (unsigned int i = 0; i < n; i++)
 				out[i] = sg_svc_lookup(r->t, &ks[i], NULL);
-		} else {
+		} else if (round % 5 == 1) {
 			sg_svc_lookup_bulk(r->t, ks, n, out, NULL);
+		} else {
+			sg_svc_lookup_bulk_cached(r->t, cache, ks, n, out, NULL);
 		}
 		for (unsigned int i = 0; i < n; i++) {
 			r->lookups++;
@@ -1572,6 +1702,7 @@ cc_reader_main(void *arg)
 		rte_rcu_qsbr_quiescent(r->v, r->tid);
 	}
 	rte_rcu_qsbr_thread_offline(r->v, r->tid);
+	sg_svc_cache_free(cache);
 	return NULL;
 }
 
@@ -1736,6 +1867,7 @@ main(int argc, char **argv)
 		cmocka_unit_test(test_publish_lookup_replace_remove),
 		cmocka_unit_test(test_key_set_change),
 		cmocka_unit_test(test_any_fallback),
+		cmocka_unit_test(test_lookup_cache),
 		cmocka_unit_test(test_source_ranges),
 		cmocka_unit_test(test_backend_selection),
 		cmocka_unit_test(test_serving_epoch),
