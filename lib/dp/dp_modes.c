@@ -138,14 +138,14 @@ insert(struct sg_dp_worker *w, const struct sg_flow_key *fwd, const struct sg_fl
 
 /*
  * A new NAT flow: the reply tuple is (backend -> SNAT address:port), with a
- * port this worker owns, so replies can find it: `first` if its port is
- * not 0 (taken ahead, see plan_reverse()), else the pod's cursor's next.
+ * port this worker owns, so replies can find it: first_rev if not NULL
+ * (taken ahead, see plan_reverse()), else from the pod's cursor's next.
  * A reply tuple that is taken shows up as -EEXIST from the insert, and the
  * cursor's next is tried.
  */
 static struct sg_flow *
 nat_flow(struct sg_dp_worker *w, const struct sg_flow_key *fwd, const struct sg_svc_entry *e,
-	 uint16_t b, struct dp_snat_cursor first, uint64_t now, uint8_t *dir)
+	 uint16_t b, const struct sg_flow_key *first_rev, uint64_t now, uint8_t *dir)
 {
 	const struct sg_svc_backend *be = &e->backends[b];
 	unsigned int n = snat_count(w->snat, fwd->family);
@@ -158,8 +158,13 @@ nat_flow(struct sg_dp_worker *w, const struct sg_flow_key *fwd, const struct sg_
 		return NULL;
 	}
 	for (unsigned int t = 0; t < DP_SNAT_TRIES; t++) {
-		snat_key(w, fwd, be, t == 0 && first.port != 0 ? first : snat_next(w, be, n), &rev);
-		f = insert(w, fwd, &rev, e, b, now, dir, &err);
+		const struct sg_flow_key *r = &rev;
+
+		if (t == 0 && first_rev != NULL)
+			r = first_rev;
+		else
+			snat_key(w, fwd, be, snat_next(w, be, n), &rev);
+		f = insert(w, fwd, r, e, b, now, dir, &err);
 		if (f != NULL)
 			return f;
 		if (err != -EEXIST) {
@@ -171,14 +176,20 @@ nat_flow(struct sg_dp_worker *w, const struct sg_flow_key *fwd, const struct sg_
 	return NULL;
 }
 
-/* The backend's own reply tuple (dnat), or where DSR flows keep the backend. */
+/*
+ * The backend's own reply tuple (dnat), or where DSR flows keep the
+ * backend: planned_rev if not NULL (worked out ahead), else built here.
+ */
 static struct sg_flow *
 direct_flow(struct sg_dp_worker *w, const struct sg_flow_key *fwd, const struct sg_svc_entry *e,
-	    uint16_t b, uint64_t now, uint8_t *dir, int *err)
+	    uint16_t b, const struct sg_flow_key *planned_rev, uint64_t now, uint8_t *dir,
+	    int *err)
 {
 	const struct sg_svc_backend *be = &e->backends[b];
 	struct sg_flow_key rev;
 
+	if (planned_rev != NULL)
+		return insert(w, fwd, planned_rev, e, b, now, dir, err);
 	sg_flow_key_init(&rev, fwd->family, fwd->proto, be->addr, fwd->src, be->port, fwd->sport);
 	return insert(w, fwd, &rev, e, b, now, dir, err);
 }
@@ -543,7 +554,7 @@ dp_new_add(struct sg_dp_worker *w, struct dp_new_burst *nb, struct rte_mbuf *m,
 	p->key = key;
 	p->e = e;
 	p->hash = placement_hash(key, e);
-	p->snat.port = 0;
+	p->rev_ready = false;
 	p->nat = e->mode == SG_SVC_MODE_NAT && snat_count(w->snat, key->family) != 0 &&
 		 nat_may_start(m, pi);
 	p->known = !(e->flags & SG_SVC_F_AFFINITY) && e->maglev_size != 0;
@@ -572,14 +583,14 @@ plan_reverse(struct sg_dp_worker *w, struct dp_new_plan *p)
 	be = &p->e->backends[b];
 	if (p->nat) {
 		p->be = be;
-		p->snat = snat_next(w, be, snat_count(w->snat, key->family));
-		snat_key(w, key, be, p->snat, &p->rev);
-	} else if (be->family == key->family) {
+		snat_key(w, key, be, snat_next(w, be, snat_count(w->snat, key->family)), &p->rev);
+	} else if (p->e->mode != SG_SVC_MODE_NAT && be->family == key->family) {
 		sg_flow_key_init(&p->rev, key->family, key->proto, be->addr, key->src, be->port,
 				 key->sport);
 	} else {
-		return;
+		return;	/* no reverse key: dropped, or DSR across families */
 	}
+	p->rev_ready = true;
 	sg_flow_prefetch(w->flows, &p->rev);
 }
 
@@ -592,10 +603,10 @@ plan_reverse(struct sg_dp_worker *w, struct dp_new_plan *p)
 static void
 plan_probe(struct sg_dp_worker *w, struct dp_new_plan *p)
 {
-	if (p->snat.port == 0 || !sg_flow_key_seen(w->flows, &p->rev))
+	if (!p->nat || !p->rev_ready || !sg_flow_key_seen(w->flows, &p->rev))
 		return;
-	p->snat = snat_next(w, p->be, snat_count(w->snat, p->key->family));
-	snat_key(w, p->key, p->be, p->snat, &p->rev);
+	snat_key(w, p->key, p->be, snat_next(w, p->be, snat_count(w->snat, p->key->family)),
+		 &p->rev);
 	sg_flow_prefetch(w->flows, &p->rev);
 }
 
@@ -621,6 +632,7 @@ flow_new(struct sg_dp_worker *w, struct rte_mbuf *m, const struct sg_pkt_info *p
 	 const struct dp_new_plan *p, uint64_t now)
 {
 	uint8_t in_port = dp_in_port(w, m);
+	const struct sg_flow_key *rev = p != NULL && p->rev_ready ? &p->rev : NULL;
 	const struct sg_svc_backend *be;
 	struct sg_flow *f = NULL;
 	uint32_t hash;
@@ -659,11 +671,10 @@ flow_new(struct sg_dp_worker *w, struct rte_mbuf *m, const struct sg_pkt_info *p
 			dp_drop(w, m, SG_DP_C_drop_tcp_midstream);
 			return;
 		}
-		f = nat_flow(w, key, e, b, p != NULL ? p->snat : (struct dp_snat_cursor){ 0 }, now,
-			     &dir);
+		f = nat_flow(w, key, e, b, rev, now, &dir);
 		break;
 	case SG_SVC_MODE_DNAT:
-		f = direct_flow(w, key, e, b, now, &dir, &err);
+		f = direct_flow(w, key, e, b, rev, now, &dir, &err);
 		if (f == NULL)
 			w->stats.c[err == -EAGAIN ? SG_DP_C_drop_flow_rate :
 				   err == -EEXIST ? SG_DP_C_drop_tuple_taken :
@@ -677,7 +688,7 @@ flow_new(struct sg_dp_worker *w, struct rte_mbuf *m, const struct sg_pkt_info *p
 		 * table only costs the flow its memory of the backend.
 		 */
 		if (be->family == key->family)
-			f = direct_flow(w, key, e, b, now, &dir, &err);
+			f = direct_flow(w, key, e, b, rev, now, &dir, &err);
 		if (f == NULL) {
 			DP_COUNT(w, stateless);
 			dsr_send(w, m, pi, e->mode, be->family, be->addr,

@@ -199,12 +199,12 @@ void dp_flow_new(struct sg_dp_worker *w, struct rte_mbuf *m, const struct sg_pkt
 struct dp_new_plan {
 	const struct sg_flow_key *key;
 	const struct sg_svc_entry *e;
-	const struct sg_svc_backend *be;	/* a NAT flow's pod, once snat is taken */
-	struct sg_flow_key rev;	/* once prefetched, if snat taken or not NAT */
+	const struct sg_svc_backend *be;	/* a NAT flow's pod, once rev is ready */
+	struct sg_flow_key rev;	/* the reverse key the insert takes, once ready */
 	uint32_t hash;		/* placement hash */
-	struct dp_snat_cursor snat;	/* taken from the pod's cursor; port 0: not yet */
 	bool nat;		/* will take a SNAT port */
 	bool known;		/* the backend is Maglev's, known ahead */
+	bool rev_ready;		/* rev worked out (a NAT flow's SNAT port taken), fetched */
 };
 
 /* The new flows of a burst, in the order they are created. */
