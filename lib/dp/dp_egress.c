@@ -2,8 +2,9 @@
 /*
  * Where a packet leaves: the route (on-link by a port's prefix, else a
  * port's default router), the next hop's MAC through the worker's next-hop
- * cache and lib/neigh, the per-port transmit queues. Also the router's
- * duty of decrementing the TTL or hop limit.
+ * cache and lib/neigh, the per-port transmit queues; DSR's outer header per
+ * destination, which the cache keeps. Also the router's duty of
+ * decrementing the TTL or hop limit.
  */
 #include <errno.h>
 #include <string.h>
@@ -167,6 +168,45 @@ nh_mac(struct sg_dp_worker *w, struct rte_mbuf *m, uint8_t port, uint8_t family,
 	return -EAGAIN;
 }
 
+bool
+dp_encap_prepare(const struct sg_dp_ctx *ctx, uint8_t port, uint8_t family, const void *dst,
+		 struct sg_pkt_encap_hdr *h)
+{
+	const struct sg_dp_port *p = &ctx->ports[port];
+	/* IPIP, as it needs nothing more: the service's type goes with each packet. */
+	struct sg_pkt_encap e = {
+		.type = SG_PKT_ENCAP_IPIP,
+		.family = family,
+		.ttl = DP_ENCAP_TTL,
+		.gue_port = ctx->gue_port,
+	};
+
+	if (family == 4)
+		memcpy(e.src.a8, &p->addr4, 4);
+	else if (p->has6)
+		memcpy(e.src.a8, p->addr6, 16);
+	else
+		return false;
+	memcpy(e.dst.a8, dst, dp_addr_len(family));
+	return sg_pkt_encap_prepare(&e, h) == 0;
+}
+
+/*
+ * Remember where dst goes, with DSR's outer header toward it whatever the
+ * traffic that asked: the entry serves any mode's packets to dst.
+ */
+static void
+nh_fill(struct sg_dp_worker *w, struct dp_nh_entry *e, uint8_t family, const void *dst,
+	uint8_t prefer, uint8_t port, const struct rte_ether_addr *mac)
+{
+	*e = (struct dp_nh_entry){
+		.gen = w->nh_gen, .encap.family = family, .prefer = prefer, .port = port,
+		.mac = *mac,
+	};
+	memcpy(e->encap.dst.a8, dst, dp_addr_len(family));
+	e->encap_ok = dp_encap_prepare(w->ctx, port, family, dst, &e->encap);
+}
+
 /*
  * Without a MAC yet the packet waits at the control thread, which resolves
  * the next hop and sends it on (lib/neigh holds a few per neighbour) after
@@ -189,11 +229,7 @@ dp_egress_miss(struct sg_dp_worker *w, struct rte_mbuf *m, uint8_t family, const
 	sg_pkt_eth_set_macs(dp_frame(m), NULL, ctx->ports[port].mac.addr_bytes);
 	if (nh_mac(w, m, (uint8_t)port, family, &nh, &mac) != 0)
 		return;
-	*e = (struct dp_nh_entry){
-		.gen = w->nh_gen, .family = family, .prefer = prefer, .port = (uint8_t)port,
-		.mac = mac,
-	};
-	memcpy(e->dst.a8, dst, dp_addr_len(family));
+	nh_fill(w, e, family, dst, prefer, (uint8_t)port, &mac);
 	sg_pkt_eth_set_macs(dp_frame(m), mac.addr_bytes, NULL);
 	dp_tx_fit(w, (uint8_t)port, m);
 }

@@ -194,18 +194,6 @@ direct_flow(struct sg_dp_worker *w, const struct sg_flow_key *fwd, const struct 
 	return insert(w, fwd, &rev, e, b, now, dir, err);
 }
 
-/* Outer source for encapsulation: our address of the backend's family on its port. */
-static bool
-encap_source(const struct sg_dp_port *p, uint8_t family, union sg_pkt_addr *src)
-{
-	if (family == 4) {
-		memcpy(src->a8, &p->addr4, 4);
-		return true;
-	}
-	memcpy(src->a8, p->addr6, 16);
-	return p->has6;
-}
-
 static void encap_send(struct sg_dp_worker *w, struct rte_mbuf *m, const struct sg_pkt_info *pi,
 		       uint8_t mode, uint8_t family, const void *backend, uint32_t hash,
 		       uint64_t now);
@@ -249,27 +237,30 @@ encap_send(struct sg_dp_worker *w, struct rte_mbuf *m, const struct sg_pkt_info 
 	   uint8_t mode, uint8_t family, const void *backend, uint32_t hash, uint64_t now)
 {
 	const struct sg_dp_ctx *ctx = w->ctx;
-	struct sg_pkt_encap e = {
-		.type = mode == SG_SVC_MODE_DSR_GUE ? SG_PKT_ENCAP_GUE : SG_PKT_ENCAP_IPIP,
-		.family = family,
-		.ttl = DP_ENCAP_TTL,
-		.gue_port = ctx->gue_port,
-	};
-	/* Unchecked: sg_pkt_encap() checks e before the packet leaves. */
-	uint32_t inner_len = pi->ip_end - pi->l3_off, hlen = sg_pkt_encap_hlen(&e);
+	uint8_t type = mode == SG_SVC_MODE_DSR_GUE ? SG_PKT_ENCAP_GUE : SG_PKT_ENCAP_IPIP;
+	uint32_t inner_len = pi->ip_end - pi->l3_off, hlen = sg_pkt_encap_size(family, type);
 	const struct dp_nh_entry *nhe = dp_nh_slot(w, family, backend);
-	/* The next hop's port and MAC: in the cache for all but a backend's first packets. */
+	/*
+	 * The next hop's port and MAC and the outer header: in the cache for
+	 * all but a backend's first packets, which have the header prepared
+	 * here and leave it in the cache through dp_egress().
+	 */
 	bool cached = dp_nh_hit(w, nhe, family, backend, SG_DP_ROLE_INTERNAL);
+	const struct sg_pkt_encap_hdr *h = &nhe->encap;
+	struct sg_pkt_encap_hdr first;
 	union sg_pkt_addr nh;
 	uint8_t *frame;
 	int port;
 
-	if (sg_likely(cached))
-		port = nhe->port;
-	else
+	if (sg_likely(cached)) {
+		port = nhe->encap_ok ? nhe->port : -1;
+	} else {
 		port = sg_dp_route(ctx, family, backend, SG_DP_ROLE_INTERNAL, &nh);
-	memcpy(e.dst.a8, backend, dp_addr_len(family));
-	if (sg_unlikely(port < 0 || !encap_source(&ctx->ports[port], family, &e.src))) {
+		if (port >= 0 && !dp_encap_prepare(ctx, (uint8_t)port, family, backend, &first))
+			port = -1;
+		h = &first;
+	}
+	if (sg_unlikely(port < 0)) {
 		dp_drop(w, m, SG_DP_C_drop_no_route);
 		return;
 	}
@@ -292,7 +283,7 @@ encap_send(struct sg_dp_worker *w, struct rte_mbuf *m, const struct sg_pkt_info 
 		return;
 	}
 	memmove(frame, frame + hlen, pi->l3_off);
-	if (sg_unlikely(sg_pkt_encap(frame + pi->l3_off, inner_len, &e, hash) < 0)) {
+	if (sg_unlikely(sg_pkt_encap_prepared(frame + pi->l3_off, inner_len, h, type, hash) < 0)) {
 		dp_drop(w, m, SG_DP_C_drop_xlate);
 		return;
 	}

@@ -77,18 +77,27 @@ struct dp_snat_cursor {
  * next hop's MAC, valid while lib/neigh's generation stays what it was when
  * the entry was made. Routes never change while svcgw runs; neighbours do,
  * and each change moves the generation on. Saves the route and the
- * neighbour hash lookup for nearly every packet.
+ * neighbour hash lookup for nearly every packet, and for DSR the outer
+ * header's preparation (dp_encap_prepare()).
  */
 #define DP_NH_CACHE 256	/* entries, a power of two */
 
 struct dp_nh_entry {
 	uint64_t gen;
-	union sg_pkt_addr dst;
-	uint8_t family;
+	/*
+	 * DSR's outer header from the port's address to the destination. Its
+	 * family and dst are the entry's key as well: kept once, so that an
+	 * entry fits a cache line.
+	 */
+	struct sg_pkt_encap_hdr encap;
 	uint8_t prefer;	/* the role asked for: part of the key */
 	uint8_t port;
+	bool encap_ok;	/* encap is prepared: the port has an address of the family */
 	struct rte_ether_addr mac;
-};
+} __rte_cache_aligned;
+
+_Static_assert(sizeof(struct dp_nh_entry) == RTE_CACHE_LINE_SIZE,
+	       "a next-hop cache entry is one cache line");
 
 struct dp_txq {
 	uint16_t n;
@@ -345,15 +354,15 @@ static inline bool
 dp_nh_hit(const struct sg_dp_worker *w, const struct dp_nh_entry *e, uint8_t family,
 	  const void *dst, uint8_t prefer)
 {
-	if (e->gen != w->nh_gen || e->family != family || e->prefer != prefer)
+	if (e->gen != w->nh_gen || e->encap.family != family || e->prefer != prefer)
 		return false;
 	if (family == 4) {
 		uint32_t a;
 
 		memcpy(&a, dst, 4);
-		return a == e->dst.a32[0];
+		return a == e->encap.dst.a32[0];
 	}
-	return memcmp(e->dst.a8, dst, 16) == 0;
+	return memcmp(e->encap.dst.a8, dst, 16) == 0;
 }
 
 /* dp_egress() of a packet whose next hop e of the cache holds. */
@@ -363,6 +372,14 @@ dp_egress_hit(struct sg_dp_worker *w, struct rte_mbuf *m, const struct dp_nh_ent
 	sg_pkt_eth_set_macs(dp_frame(m), e->mac.addr_bytes, w->ctx->ports[e->port].mac.addr_bytes);
 	dp_tx_fit(w, e->port, m);
 }
+
+/*
+ * dp_egress.c: DSR's outer header from port to dst of family into h, the
+ * type left to each packet. Returns false, h untouched, if the port has no
+ * address of the family to send it from.
+ */
+bool dp_encap_prepare(const struct sg_dp_ctx *ctx, uint8_t port, uint8_t family, const void *dst,
+		      struct sg_pkt_encap_hdr *h);
 
 /* dp_egress.c: dp_egress() of a packet whose next hop is not in slot e of the cache. */
 void dp_egress_miss(struct sg_dp_worker *w, struct rte_mbuf *m, uint8_t family,

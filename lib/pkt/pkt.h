@@ -593,14 +593,13 @@ sg_pkt_encap_check(const struct sg_pkt_encap *e)
 }
 
 /*
- * Bytes of outer headers e adds (20 or 40, plus 8 for GUE), e unchecked:
- * for a caller whose e is valid by construction, or that hands it to
- * sg_pkt_encap(), which checks it, before using the length. Fast path.
+ * Bytes of outer headers an encapsulation of type over an outer IP header
+ * of family adds (20 or 40, plus 8 for GUE), neither checked. Fast path.
  */
 static inline uint32_t
-sg_pkt_encap_hlen(const struct sg_pkt_encap *e)
+sg_pkt_encap_size(uint8_t family, uint8_t type)
 {
-	return (e->family == 4 ? 20 : 40) + (e->type == SG_PKT_ENCAP_GUE ? 8 : 0);
+	return (family == 4 ? 20 : 40) + (type == SG_PKT_ENCAP_GUE ? 8 : 0);
 }
 
 /* Bytes of outer headers e adds; 0 if e is invalid. */
@@ -609,7 +608,7 @@ sg_pkt_encap_len(const struct sg_pkt_encap *e)
 {
 	if (sg_unlikely(sg_pkt_encap_check(e) != 0))
 		return 0;
-	return sg_pkt_encap_hlen(e);
+	return sg_pkt_encap_size(e->family, e->type);
 }
 
 /*
@@ -649,6 +648,45 @@ sg_pkt_encap_inner_mtu(uint32_t hlen, uint32_t mtu)
  */
 int sg_pkt_encap(uint8_t *outer, uint32_t inner_len, const struct sg_pkt_encap *e,
 		 uint32_t flow_hash);
+
+/*
+ * What of an encapsulation is the same in every packet to one destination:
+ * all of struct sg_pkt_encap but the type, and the partial sums the IPv4
+ * header checksum and GUE's pseudo-header checksum start from. A caller
+ * that sends many packets to few destinations prepares it once per
+ * destination (lib/dp in its next-hop cache, which is keyed by destination
+ * alone: hence no type, which goes with each packet).
+ */
+struct sg_pkt_encap_hdr {
+	union sg_pkt_addr src;	/* the unused bytes of IPv4 addresses are 0 */
+	union sg_pkt_addr dst;
+	/* Folded partial sums, as sg_csum_partial() adds: */
+	uint16_t addr_sum;	/* src and dst, the pseudo-header's part */
+	uint16_t ip4_sum;	/* IPv4: those, version, IHL and TTL, the header's part */
+	uint16_t gue_port;	/* network order; 0 when e had none, for IPIP only */
+	uint8_t family;
+	uint8_t ttl;
+	uint8_t flags;
+};
+
+/*
+ * Prepare h from e, whose type only decides what e must hold (a GUE port
+ * for GUE). Control path. Returns 0, or -EINVAL with h untouched if e is
+ * invalid (sg_pkt_encap_check()).
+ */
+int sg_pkt_encap_prepare(const struct sg_pkt_encap *e, struct sg_pkt_encap_hdr *h);
+
+/*
+ * What sg_pkt_encap() writes and returns for the e that h was prepared
+ * from, but with type (SG_PKT_ENCAP_*, unchecked) in place of e's, in
+ * sg_pkt_encap_size(h->family, type) bytes. Fast path: h is not checked
+ * again. Returns the number of outer bytes written, or:
+ *  -EINVAL    type is GUE and h has no GUE port, or the inner packet is
+ *             not IPv4 or IPv6 or is shorter than its IP header;
+ *  -EMSGSIZE  the result would exceed 65535 bytes of IP datagram.
+ */
+int sg_pkt_encap_prepared(uint8_t *outer, uint32_t inner_len, const struct sg_pkt_encap_hdr *h,
+			  uint8_t type, uint32_t flow_hash);
 
 /*
  * L2 rewrite for the Ethernet header at buf: destination and source MAC,

@@ -2434,6 +2434,66 @@ test_dsr_flow(void **state)
 	assert_int_equal(DELTA(s0, s1, encap), 2);
 }
 
+/*
+ * A backend's first packet has its outer header prepared on the spot, the
+ * next ones take it from the next-hop cache: the same packet again comes
+ * out the same, byte for byte, and another one of the flow (other lengths,
+ * DSCP and ECN, IPv4 id without DF) as expect_encap() builds it.
+ */
+static void
+dsr_cached_case(const char *name, const char *client, const char *vip, const char *pod, bool gue)
+{
+	struct pkt p = pkt_new(TCP, client, 46300, vip, 80);
+	struct addr be = A(pod);
+	uint8_t b[FRAME_MAX], first[FRAME_MAX];
+	uint32_t len, first_len;
+
+	cur = name;
+	p.tcp_flags = PSH_ACK;
+	p.payload_len = 30;
+	len = build(b, &p);
+	inject(b, len, P_EXT);
+	assert_int_equal(collect(), 1);
+	expect_encap(&outs[0], b + 14, ip_len(b), pod, gue);
+	assert_true(dp_nh_hit(E.w[0], dp_nh_slot(E.w[0], be.family, be.a), be.family, be.a,
+			      SG_DP_ROLE_INTERNAL));
+	first_len = outs[0].len;
+	memcpy(first, outs[0].b, first_len);
+
+	inject(b, len, P_EXT);
+	assert_int_equal(collect(), 1);
+	frame_eq(&outs[0], P_INT, first, first_len);
+
+	p.payload_len = 1111;
+	p.seed = 5;
+	p.tos = 0xb9;
+	p.df = 0;
+	p.ip_id = 0xfedc;
+	len = build(b, &p);
+	inject(b, len, P_EXT);
+	assert_int_equal(collect(), 1);
+	expect_encap(&outs[0], b + 14, ip_len(b), pod, gue);
+}
+
+static void
+test_dsr_cached(void **state)
+{
+	struct sg_dp_stats s0, s1;
+
+	(void)state;
+	s0 = stats(0);
+	dsr_cached_case("dsr-ipip v4, cached", C4, "192.0.2.12", "203.0.113.14", false);
+	dsr_cached_case("dsr-ipip v6, cached", C6, "2001:db8:2::12", "2001:db8:cb::14", false);
+	dsr_cached_case("dsr-ipip v6 to v4, cached", C6, "2001:db8:2::13", "203.0.113.15", false);
+	dsr_cached_case("dsr-ipip v4 to v6, cached", C4, "192.0.2.13", "2001:db8:cb::15", false);
+	dsr_cached_case("dsr-gue v4, cached", C4, "192.0.2.14", "203.0.113.16", true);
+	dsr_cached_case("dsr-gue v6, cached", C6, "2001:db8:2::14", "2001:db8:cb::16", true);
+	dsr_cached_case("dsr-gue v6 to v4, cached", C6, "2001:db8:2::15", "203.0.113.17", true);
+	s1 = stats(0);
+	assert_int_equal(DELTA(s0, s1, encap), 7 * 3);
+	assert_int_equal(drops(&s1), drops(&s0));
+}
+
 /* ---- IPv4 fragments ------------------------------------------------------ */
 
 /* The datagram of p in fragments that fit mtu, each padded to 60 bytes. */
@@ -3277,6 +3337,7 @@ main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_icmp_from_pod, setup1, teardown),
 		cmocka_unit_test_setup_teardown(test_icmp_from_outside, setup1, teardown),
 		cmocka_unit_test_setup_teardown(test_dsr_flow, setup1, teardown),
+		cmocka_unit_test_setup_teardown(test_dsr_cached, setup1, teardown),
 		cmocka_unit_test_setup_teardown(test_reassembly, setup1, teardown),
 		cmocka_unit_test_setup_teardown(test_fragment_flood, setup1, teardown),
 		cmocka_unit_test_setup_teardown(test_reply_limit, setup1, teardown),

@@ -3243,7 +3243,7 @@ test_sctp(void **state)
 /* ------------------------------------------------------------------------ */
 /* Encapsulation. */
 
-static uint8_t encbuf[70000];
+static uint8_t encbuf[70000], encbuf2[70000];
 
 static struct sg_pkt_encap
 encap_make(uint8_t type, uint8_t family, uint8_t flags)
@@ -3262,8 +3262,33 @@ encap_make(uint8_t type, uint8_t family, uint8_t flags)
 }
 
 /*
- * Encapsulate the inner_len-byte datagram inner with e and check every
- * outer field; returns the GUE source port or the IPv6 flow label.
+ * sg_pkt_encap() of e at encbuf + off, and sg_pkt_encap_prepared() of e
+ * prepared on a copy of encbuf in encbuf2: the same result, the same
+ * bytes. Returns the result.
+ */
+static int
+encap_both(const struct sg_pkt_encap *e, uint32_t off, uint32_t inner_len, uint32_t hash)
+{
+	uint64_t end = (uint64_t)off + sg_pkt_encap_size(e->family, e->type) + inner_len;
+	uint32_t n = (uint32_t)(end < sizeof(encbuf) ? end : sizeof(encbuf));
+	struct sg_pkt_encap_hdr h;
+	int r;
+
+	memcpy(encbuf2, encbuf, n);
+	r = sg_pkt_encap(encbuf + off, inner_len, e, hash);
+	if (sg_pkt_encap_prepare(e, &h) != 0) {
+		assert_int_equal(r, -EINVAL);
+		return r;
+	}
+	assert_int_equal(sg_pkt_encap_prepared(encbuf2 + off, inner_len, &h, e->type, hash), r);
+	assert_memory_equal(encbuf2, encbuf, n);
+	return r;
+}
+
+/*
+ * Encapsulate the inner_len-byte datagram inner with e, prepared or not,
+ * and check every outer byte; returns the GUE source port or the IPv6
+ * flow label.
  */
 static uint32_t
 encap_check_one(const struct sg_pkt_encap *e, const uint8_t *inner, uint32_t inner_len,
@@ -3278,7 +3303,7 @@ encap_check_one(const struct sg_pkt_encap *e, const uint8_t *inner, uint32_t inn
 	assert_int_equal(h, iphl + (e->type == SG_PKT_ENCAP_GUE ? 8 : 0));
 	memset(encbuf, 0xa5, h);	/* the reserved room holds garbage */
 	memcpy(encbuf + h, inner, inner_len);
-	assert_int_equal(sg_pkt_encap(encbuf, inner_len, e, hash), (int)h);
+	assert_int_equal(encap_both(e, 0, inner_len, hash), (int)h);
 	assert_memory_equal(encbuf + h, inner, inner_len);	/* inner unchanged */
 
 	proto = e->type == SG_PKT_ENCAP_GUE ? IPPROTO_UDP : ver == 4 ? 4 : 41;
@@ -3305,12 +3330,13 @@ encap_check_one(const struct sg_pkt_encap *e, const uint8_t *inner, uint32_t inn
 		assert_memory_equal(encbuf + 8, e->src.a8, 16);
 		assert_memory_equal(encbuf + 24, e->dst.a8, 16);
 		ret = (uint32_t)(encbuf[1] & 0xf) << 16 | get16(encbuf + 2);
+		assert_int_equal(ret, (hash ^ hash >> 20) & 0xfffff);
 	}
 	if (e->type == SG_PKT_ENCAP_GUE) {
 		uint8_t *u = encbuf + iphl;
 		uint32_t ulen = 8 + inner_len;
 
-		assert_true(get16(u) >= 49152);
+		assert_int_equal(get16(u), 0xc000 | ((hash ^ hash >> 16) & 0x3fff));
 		assert_memory_equal(u + 2, &e->gue_port, 2);
 		assert_int_equal(get16(u + 4), ulen);
 		if (e->family == 6 || (e->flags & SG_PKT_ENCAP_UDP4_CSUM)) {
@@ -3362,19 +3388,19 @@ test_encap_invalid(void **state)
 	e.family = 5;
 	assert_int_equal(sg_pkt_encap_check(&e), -EINVAL);
 	assert_int_equal(sg_pkt_encap_len(&e), 0);
-	assert_int_equal(sg_pkt_encap(encbuf + 28, n, &e, 1), -EINVAL);
+	assert_int_equal(encap_both(&e, 28, n, 1), -EINVAL);
 	e.family = 0;
 	assert_int_equal(sg_pkt_encap_check(&e), -EINVAL);
 	e = good;
 	e.type = 0;
 	assert_int_equal(sg_pkt_encap_check(&e), -EINVAL);
-	assert_int_equal(sg_pkt_encap(encbuf + 28, n, &e, 1), -EINVAL);
+	assert_int_equal(encap_both(&e, 28, n, 1), -EINVAL);
 	e.type = 3;
 	assert_int_equal(sg_pkt_encap_check(&e), -EINVAL);
 	e = good;
 	e.ttl = 0;
 	assert_int_equal(sg_pkt_encap_check(&e), -EINVAL);
-	assert_int_equal(sg_pkt_encap(encbuf + 28, n, &e, 1), -EINVAL);
+	assert_int_equal(encap_both(&e, 28, n, 1), -EINVAL);
 	e = good;
 	e.flags = 0x04;
 	assert_int_equal(sg_pkt_encap_check(&e), -EINVAL);
@@ -3385,15 +3411,15 @@ test_encap_invalid(void **state)
 	assert_int_equal(sg_pkt_encap_len(&e), 0);
 
 	/* The inner packet: IPv4 or IPv6, and at least its header. */
-	assert_int_equal(sg_pkt_encap(encbuf + 28, 19, &good, 1), -EINVAL);
-	assert_int_equal(sg_pkt_encap(encbuf + 28, 0, &good, 1), -EINVAL);
+	assert_int_equal(encap_both(&good, 28, 19, 1), -EINVAL);
+	assert_int_equal(encap_both(&good, 28, 0, 1), -EINVAL);
 	encbuf[48] = 0x55;
-	assert_int_equal(sg_pkt_encap(encbuf + 28, n, &good, 1), -EINVAL);
+	assert_int_equal(encap_both(&good, 28, n, 1), -EINVAL);
 	encbuf[48] = 0x05;
-	assert_int_equal(sg_pkt_encap(encbuf + 28, n, &good, 1), -EINVAL);
+	assert_int_equal(encap_both(&good, 28, n, 1), -EINVAL);
 	tb_build(&s6, encbuf + 20, &o);
-	assert_int_equal(sg_pkt_encap(encbuf, 39, &good, 1), -EINVAL);
-	assert_int_equal(sg_pkt_encap(encbuf, 40, &good, 1), 20);
+	assert_int_equal(encap_both(&good, 0, 39, 1), -EINVAL);
+	assert_int_equal(encap_both(&good, 0, 40, 1), 20);
 }
 
 static void
@@ -3427,14 +3453,14 @@ test_encap_sizes(void **state)
 		/* The largest datagram IP can carry, and one byte more. */
 		memset(encbuf, 0, sizeof(encbuf));
 		encbuf[h] = 0x45;
-		assert_int_equal(sg_pkt_encap(encbuf, c[i].max_inner, &e, 7), (int)h);
+		assert_int_equal(encap_both(&e, 0, c[i].max_inner, 7), (int)h);
 		/* IPv4 total length or IPv6 payload length */
 		assert_int_equal(get16(encbuf + (c[i].family == 4 ? 2 : 4)), 65535);
 		encbuf[h] = 0x45;
-		assert_int_equal(sg_pkt_encap(encbuf, c[i].max_inner + 1, &e, 7), -EMSGSIZE);
+		assert_int_equal(encap_both(&e, 0, c[i].max_inner + 1, 7), -EMSGSIZE);
 		/* Lengths that would wrap around 32 bits are too big too. */
-		assert_int_equal(sg_pkt_encap(encbuf, UINT32_MAX - 8, &e, 7), -EMSGSIZE);
-		assert_int_equal(sg_pkt_encap(encbuf, UINT32_MAX, &e, 7), -EMSGSIZE);
+		assert_int_equal(encap_both(&e, 0, UINT32_MAX - 8, 7), -EMSGSIZE);
+		assert_int_equal(encap_both(&e, 0, UINT32_MAX, 7), -EMSGSIZE);
 	}
 }
 
@@ -3469,6 +3495,99 @@ test_encap_random(void **state)
 					n++;
 				}
 	assert_int_equal(n, 2 * 2 * 4 * 60);
+}
+
+/* encap_check_one() of the datagram s over family outer, every type, flag and hash. */
+static void
+encap_check_kinds(const struct tb_pkt *s, uint8_t outer)
+{
+	static const uint8_t types[] = { SG_PKT_ENCAP_IPIP, SG_PKT_ENCAP_GUE };
+	static const uint8_t flags[] = { 0, SG_PKT_ENCAP_DF_SET, SG_PKT_ENCAP_UDP4_CSUM,
+					 SG_PKT_ENCAP_DF_SET | SG_PKT_ENCAP_UDP4_CSUM };
+	static const uint32_t hashes[] = { 0, 0xffffffff, 0x9e3779b9 };
+	static uint8_t inner[2048];
+	struct tb_out o;
+	uint32_t len = tb_build(s, inner, &o);
+
+	for (size_t t = 0; t < SG_ARRAY_SIZE(types); t++)
+		for (size_t f = 0; f < SG_ARRAY_SIZE(flags); f++)
+			for (size_t k = 0; k < SG_ARRAY_SIZE(hashes); k++) {
+				struct sg_pkt_encap e = encap_make(types[t], outer, flags[f]);
+
+				encap_check_one(&e, inner, len, hashes[k]);
+			}
+}
+
+/*
+ * The prepared form over a table of cases: every outer and inner family,
+ * type and flag, inner DF set and clear, lengths and hashes, each checked
+ * byte for byte against sg_pkt_encap() and field by field (encap_check_one()).
+ * Then what prepare keeps: nothing from invalid input, and no type.
+ */
+static void
+test_encap_prepared(void **state)
+{
+	static const uint32_t lens[] = { 0, 1, 333, 1400 };
+	static uint8_t inner[256];
+	struct sg_pkt_encap e, g;
+	struct sg_pkt_encap_hdr h, h0;
+	struct tb_pkt s;
+	struct tb_out o;
+	uint32_t len;
+
+	(void)state;
+	for (uint8_t outer = 4; outer <= 6; outer += 2)
+		for (uint8_t in = 4; in <= 6; in += 2)
+			for (int df = 0; df <= 1; df++)
+				for (size_t l = 0; l < SG_ARRAY_SIZE(lens); l++) {
+					s = in == 4 ? mk4(IPPROTO_UDP, lens[l])
+						    : mk6(IPPROTO_UDP, lens[l]);
+					s.no_eth = true;
+					s.df = df;
+					s.ipid = (uint16_t)(0x8001 + l);
+					encap_check_kinds(&s, outer);
+				}
+
+	/* Invalid: -EINVAL, h untouched. */
+	memset(&h0, 0x5a, sizeof(h0));
+	e = encap_make(SG_PKT_ENCAP_GUE, 4, 0);
+	e.gue_port = 0;
+	h = h0;
+	assert_int_equal(sg_pkt_encap_prepare(&e, &h), -EINVAL);
+	assert_memory_equal(&h, &h0, sizeof(h));
+	e = encap_make(SG_PKT_ENCAP_IPIP, 6, 0);
+	e.ttl = 0;
+	assert_int_equal(sg_pkt_encap_prepare(&e, &h), -EINVAL);
+	assert_memory_equal(&h, &h0, sizeof(h));
+
+	/*
+	 * One prepared header serves both types, as lib/dp's next-hop cache
+	 * uses it; GUE needs the port, which an IPIP e need not have.
+	 */
+	s = mk4(IPPROTO_TCP, 50);
+	s.no_eth = true;
+	len = tb_build(&s, inner, &o);
+	for (uint8_t family = 4; family <= 6; family += 2) {
+		uint32_t iphl = family == 4 ? 20 : 40;
+
+		e = encap_make(SG_PKT_ENCAP_IPIP, family, SG_PKT_ENCAP_UDP4_CSUM);
+		g = e;
+		g.type = SG_PKT_ENCAP_GUE;
+		assert_int_equal(sg_pkt_encap_prepare(&e, &h), 0);
+		memcpy(encbuf + iphl + 8, inner, len);
+		assert_int_equal(sg_pkt_encap(encbuf, len, &g, 0x1234), (int)iphl + 8);
+		memcpy(encbuf2 + iphl + 8, inner, len);
+		assert_int_equal(sg_pkt_encap_prepared(encbuf2, len, &h, SG_PKT_ENCAP_GUE, 0x1234),
+				 (int)iphl + 8);
+		assert_memory_equal(encbuf2, encbuf, iphl + 8 + len);
+		memcpy(encbuf2 + iphl, inner, len);
+		assert_int_equal(sg_pkt_encap_prepared(encbuf2, len, &h, SG_PKT_ENCAP_IPIP, 0x1234),
+				 (int)iphl);
+		e.gue_port = 0;
+		assert_int_equal(sg_pkt_encap_prepare(&e, &h), 0);
+		assert_int_equal(sg_pkt_encap_prepared(encbuf2, len, &h, SG_PKT_ENCAP_GUE, 0x1234),
+				 -EINVAL);
+	}
 }
 
 /* ECMP entropy: the GUE source port and IPv6 flow label follow the flow hash. */
@@ -3586,6 +3705,7 @@ main(void)
 		cmocka_unit_test(test_icmp_error_random),
 		cmocka_unit_test(test_encap_sizes),
 		cmocka_unit_test(test_encap_random),
+		cmocka_unit_test(test_encap_prepared),
 		cmocka_unit_test(test_encap_entropy),
 		cmocka_unit_test(test_eth_macs),
 	};
