@@ -325,10 +325,21 @@ const struct sg_svc_entry *sg_svc_lookup(const struct sg_svc_table *t,
  * (not a service) are not kept: a flood of packets for addresses that are
  * not ours costs what it costs without the cache.
  *
+ * A cache that answers too few lookups (new flows spread over more
+ * services than it holds) stands aside for a while, so that it never costs
+ * much more than the table alone.
+ *
  * One cache per lcore, never shared; it may serve any table, one at a time.
  * Create and free on the control path.
  */
 struct sg_svc_cache;
+
+/* Counters of a cache, plain fields incremented by its lcore only. */
+struct sg_svc_cache_stats {
+	uint64_t hits;		/* keys the cache answered */
+	uint64_t misses;	/* keys it passed to the table */
+	uint64_t rested;	/* keys looked up while it stood aside */
+};
 
 /*
  * An empty cache on socket_id (or SOCKET_ID_ANY). Returns it, or NULL with
@@ -338,6 +349,9 @@ struct sg_svc_cache *sg_svc_cache_create(int socket_id);
 
 /* Free a cache; NULL is harmless. */
 void sg_svc_cache_free(struct sg_svc_cache *c);
+
+/* The cache's counters, live; NULL if c is NULL. */
+const struct sg_svc_cache_stats *sg_svc_cache_stats(const struct sg_svc_cache *c);
 
 /*
  * sg_svc_lookup_bulk() through cache c: the same results, the same

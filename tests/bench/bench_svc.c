@@ -7,10 +7,9 @@
  * and cycles per lookup for hits in bursts of 32, single hits, and misses
  * (which take the NodePort "any" second pass), each burst form also through
  * a worker's lookup cache (which keeps 512 hits: at 1 service it answers
- * every lookup, at 10,000 random ones it mostly adds its own cost to the
- * table's). Prints; asserts nothing about
- * time. --quick: 1 and 1,000 services, short loops (the test suite's smoke
- * run).
+ * every lookup; at 10,000 random ones it misses, and stands aside after
+ * its first thousand keys). Prints; asserts nothing about time. --quick:
+ * 1 and 1,000 services, short loops (the test suite's smoke run).
  */
 #include <inttypes.h>
 #include <malloc.h>

@@ -870,6 +870,61 @@ test_lookup_cache(void **state)
 	rte_free(v);
 }
 
+/*
+ * New flows spread over more services than the cache holds: it stands
+ * aside, answers right all the same, and comes back for a hot few.
+ */
+static void
+test_lookup_cache_rest(void **state)
+{
+	enum { N_SVC = 2000, ROUNDS = 40 };
+	struct rte_rcu_qsbr *v = qsbr_new(1);
+	struct sg_svc_table *t = table_new(v, N_SVC, N_SVC, 0);
+	struct sg_svc_cache *c = sg_svc_cache_create(SOCKET_ID_ANY);
+	const struct sg_svc_entry *out[32];
+	const struct sg_svc_cache_stats *st = sg_svc_cache_stats(c);
+	struct sg_svc_key ks[32];
+	uint64_t rested, hits;
+	struct tconf tc;
+
+	(void)state;
+	assert_non_null(c);
+	assert_null(sg_svc_cache_stats(NULL));
+	for (uint32_t id = 0; id < N_SVC; id++) {
+		tconf_init(&tc, id + 1, 1);
+		tc.keys[0] = key4((uint8_t)(id % 250), (uint16_t)(1000 + id), IPPROTO_TCP);
+		assert_int_equal(sg_svc_publish(t, &tc.c), 0);
+	}
+	/* Every service in turn, 40 times over: hardly a hit to be had. */
+	for (uint32_t k = 0; k < ROUNDS * N_SVC; k += 32) {
+		for (uint32_t i = 0; i < 32; i++) {
+			uint32_t id = (k + i) % N_SVC;
+
+			ks[i] = key4((uint8_t)(id % 250), (uint16_t)(1000 + id), IPPROTO_TCP);
+		}
+		assert_int_equal(sg_svc_lookup_bulk_cached(t, c, ks, 32, out, NULL), 32);
+		for (uint32_t i = 0; i < 32; i++)
+			assert_int_equal(out[i]->id, (k + i) % N_SVC + 1);
+	}
+	assert_true(st->rested > st->hits + st->misses);
+	/* A few hot services: once it has rested, the cache answers again. */
+	for (uint32_t i = 0; i < 32; i++)
+		ks[i] = key4((uint8_t)(i % 4), (uint16_t)(1000 + i % 4), IPPROTO_TCP);
+	for (uint32_t k = 0; k < ROUNDS * N_SVC; k += 32)
+		assert_int_equal(sg_svc_lookup_bulk_cached(t, c, ks, 32, out, NULL), 32);
+	rested = st->rested;
+	hits = st->hits;
+	for (uint32_t k = 0; k < 16 * 1024; k += 32) {
+		assert_int_equal(sg_svc_lookup_bulk_cached(t, c, ks, 32, out, NULL), 32);
+		assert_int_equal(out[5]->id, 2);
+	}
+	assert_int_equal(st->rested, rested);
+	assert_int_equal(st->hits, hits + 16 * 1024);
+	sg_svc_table_free(t);
+	sg_svc_cache_free(c);
+	rte_free(v);
+}
+
 /* ---- source ranges ----------------------------------------------------- */
 
 static int
@@ -1868,6 +1923,7 @@ main(int argc, char **argv)
 		cmocka_unit_test(test_key_set_change),
 		cmocka_unit_test(test_any_fallback),
 		cmocka_unit_test(test_lookup_cache),
+		cmocka_unit_test(test_lookup_cache_rest),
 		cmocka_unit_test(test_source_ranges),
 		cmocka_unit_test(test_backend_selection),
 		cmocka_unit_test(test_serving_epoch),
