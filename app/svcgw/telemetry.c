@@ -419,6 +419,7 @@ cmd_stats(const char *cmd, const char *params, struct rte_tel_data *d)
 	struct column cols[RTE_DIM(names)] = { 0 };
 	struct sg_dp_stats sum;
 	struct sg_neigh_rx_stats nsum;
+	struct sg_svc_cache_stats csum;
 	struct sg_app *a;
 	int rc = -ENOMEM;
 
@@ -426,6 +427,7 @@ cmd_stats(const char *cmd, const char *params, struct rte_tel_data *d)
 	(void)params;
 	memset(&sum, 0, sizeof(sum));
 	memset(&nsum, 0, sizeof(nsum));
+	memset(&csum, 0, sizeof(csum));
 	pthread_mutex_lock(&sg_app_lock);
 	a = sg_app;
 	if (a == NULL) {
@@ -438,6 +440,7 @@ cmd_stats(const char *cmd, const char *params, struct rte_tel_data *d)
 	for (unsigned int i = 0; i < a->ctx.n_workers; i++) {
 		const struct sg_dp_stats *s = sg_dp_worker_stats(a->workers[i]);
 		const struct sg_neigh_rx_stats *n = sg_dp_worker_neigh_stats(a->workers[i]);
+		const struct sg_svc_cache_stats *sc = sg_dp_worker_svc_cache_stats(a->workers[i]);
 
 		for (unsigned int c = 0; c < SG_DP_C_COUNT; c++)
 			sum.c[c] += s->c[c];
@@ -448,6 +451,9 @@ cmd_stats(const char *cmd, const char *params, struct rte_tel_data *d)
 		nsum.conflicts += n->conflicts;
 		nsum.quiet_seen += n->quiet_seen;
 		nsum.arp_invalid += n->arp_invalid;
+		csum.hits += sc->hits;
+		csum.misses += sc->misses;
+		csum.rested += sc->rested;
 	}
 
 	rte_tel_data_start_dict(d);
@@ -464,6 +470,9 @@ cmd_stats(const char *cmd, const char *params, struct rte_tel_data *d)
 	rte_tel_data_add_dict_u64(d, "neigh_conflicts", nsum.conflicts);
 	rte_tel_data_add_dict_u64(d, "neigh_quiet_seen", nsum.quiet_seen);
 	rte_tel_data_add_dict_u64(d, "neigh_arp_invalid", nsum.arp_invalid);
+	rte_tel_data_add_dict_u64(d, "svc_cache_hits", csum.hits);
+	rte_tel_data_add_dict_u64(d, "svc_cache_misses", csum.misses);
+	rte_tel_data_add_dict_u64(d, "svc_cache_rested", csum.rested);
 	for (unsigned int p = 0; p < a->ctx.n_ports; p++) {
 		struct rte_eth_stats es;
 

@@ -42,6 +42,7 @@ struct rte_mbuf;
 struct rte_ring;
 struct rte_rcu_qsbr;
 struct sg_svc_table;
+struct sg_svc_cache_stats;
 
 #define SG_DP_MAX_PORTS 8
 #define SG_DP_MAX_WORKERS 64
@@ -171,6 +172,9 @@ const struct sg_dp_stats *sg_dp_worker_stats(const struct sg_dp_worker *w);
 
 /* What its ARP and NDP handling counted (lib/neigh's counters). */
 const struct sg_neigh_rx_stats *sg_dp_worker_neigh_stats(const struct sg_dp_worker *w);
+
+/* What its cache of new flows' service lookups counted (lib/svc). */
+const struct sg_svc_cache_stats *sg_dp_worker_svc_cache_stats(const struct sg_dp_worker *w);
 
 /* Its flow table, for counts and for samples taken on the worker (below). */
 const struct sg_flow_table *sg_dp_worker_flows(const struct sg_dp_worker *w);

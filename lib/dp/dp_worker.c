@@ -602,6 +602,12 @@ sg_dp_worker_neigh_stats(const struct sg_dp_worker *w)
 	return &w->neigh_rx;
 }
 
+const struct sg_svc_cache_stats *
+sg_dp_worker_svc_cache_stats(const struct sg_dp_worker *w)
+{
+	return sg_svc_cache_stats(w->svc_cache);
+}
+
 const struct sg_flow_table *
 sg_dp_worker_flows(const struct sg_dp_worker *w)
 {

@@ -43,7 +43,7 @@ def rows(table, *cols):
 
 
 def main():
-    return sgnet.run_test("traffic", 21, run)
+    return sgnet.run_test("traffic", 22, run)
 
 
 def run(tap, h):
@@ -169,6 +169,18 @@ def run(tap, h):
                 repr(st)[:800])
     tap.case("svcgwctl stats: forwarded packets counted, both ports listed",
              stats)
+
+    def svc_cache():
+        # Hundreds of new connections to a handful of services: after the
+        # first lookup of each, the worker's cache answers.
+        st = gw.ctl("stats")["/svcgw/stats"]
+        hits, misses = st["svc_cache_hits"], st["svc_cache_misses"]
+        return (hits >= N and hits > 4 * misses and misses >= 1
+                and st["svc_cache_rested"] == 0,
+                f"hits {hits}, misses {misses}, "
+                f"rested {st['svc_cache_rested']}")
+    tap.case("svcgwctl stats: new flows' services come from the cache",
+             svc_cache)
 
     def neighbours():
         nb = gw.ctl("neighbours")["/svcgw/neighbours"]
