@@ -3,8 +3,10 @@
  * Where a packet leaves: the route (on-link by a port's prefix, else a
  * port's default router), the next hop's MAC through the worker's next-hop
  * cache and lib/neigh, the per-port transmit queues; DSR's outer header per
- * destination, which the cache keeps. Also the router's duty of
- * decrementing the TTL or hop limit.
+ * destination, which the cache keeps. The router's duty of decrementing
+ * the TTL or hop limit is not here but in the NAT modes' rewrite
+ * (dp_modes.c: dp_hop_left(), then folded into the checksum update or
+ * dp_hop()); DSR passes the inner packet on unchanged.
  */
 #include <errno.h>
 #include <string.h>
