@@ -18,6 +18,7 @@
 
 enum bench_kind {
 	BENCH_BASELINE,	   /* MAC swap only */
+	BENCH_FLOOR,	   /* MAC swap and a flow lookup's memory reads (floor.h) */
 	BENCH_ESTABLISHED, /* packets of flows created beforehand */
 	BENCH_NEW,	   /* every packet a new flow: a SYN flood */
 	BENCH_MIXED,	   /* established, and one packet in ten a new flow */

@@ -42,6 +42,8 @@ static const struct bench_scenario scenarios[] = {
 	  "established TCP, 100k flows, 100 services x 10 backends" },
 	{ "est-1m", BENCH_ESTABLISHED, 1000000, 10000, 100, NAT, 4,
 	  "established TCP, 1M flows, 10k services x 100 backends" },
+	{ "mem-1m", BENCH_FLOOR, 1000000, 1, 10, NAT, 4,
+	  "MAC swap and the two lines a flow lookup reads, at random in est-1m's table size" },
 	{ "svc-1", BENCH_ESTABLISHED, 100000, 1, 10, NAT, 4,
 	  "established TCP, 100k flows, 1 service x 10 backends" },
 	{ "svc-100k", BENCH_ESTABLISHED, 100000, 100000, 10, NAT, 4,
@@ -68,6 +70,7 @@ static const struct bench_scenario scenarios[] = {
 static const struct bench_scenario quick[] = {
 	{ "baseline", BENCH_BASELINE, 1000, 1, 10, NAT, 4, "MAC swap only" },
 	{ "est-1k", BENCH_ESTABLISHED, 1000, 4, 10, NAT, 4, "established TCP, 1k flows" },
+	{ "mem-1k", BENCH_FLOOR, 1000, 1, 10, NAT, 4, "MAC swap and a lookup's memory" },
 	{ "dnat", BENCH_ESTABLISHED, 1000, 4, 10, DNAT, 4, "dnat, 1k flows" },
 	{ "dsr-ipip", BENCH_ESTABLISHED, 1000, 4, 10, DSR, 4, "dsr-ipip, 1k flows" },
 	{ "est-1k-v6", BENCH_ESTABLISHED, 1000, 4, 10, NAT, 6, "IPv6, 1k flows" },
@@ -193,7 +196,7 @@ print_text(const struct bench_result *r, unsigned int runs)
 					r->cycles_min, r->cycles_max);
 	printf("%-10s %8u %14s %8.2f %9.2f %9.1f %7.2f %9" PRIu64 "  %s\n", r->sc->name,
 	       r->sc->kind == BENCH_NEW ? 0 : r->sc->flows,
-	       r->sc->kind == BENCH_BASELINE ? "-" : svc, r->capacity_mpps, r->mpps,
+	       r->sc->kind == BENCH_BASELINE || r->sc->kind == BENCH_FLOOR ? "-" : svc, r->capacity_mpps, r->mpps,
 	       r->cycles_per_packet, r->ratio, r->dropped, notes);
 	if (r->workers > 1)
 		for (unsigned int w = 0; w < r->workers; w++)

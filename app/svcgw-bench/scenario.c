@@ -32,6 +32,7 @@
 #include "neigh.h"
 #include "svc.h"
 #include "bench.h"
+#include "floor.h"
 
 /* rte_eth_from_rings() names the port "net_ring_" and the name it is given. */
 #define RING_NAME "bench0"
@@ -63,6 +64,7 @@ struct baseline_arg {
 	uint16_t queue;
 	uint16_t rx_port;
 	uint16_t tx_port;
+	struct bench_floor *floor;	/* NULL: MAC swap only */
 };
 
 static struct baseline_arg baseline_args[SG_DP_MAX_WORKERS];
@@ -80,6 +82,8 @@ baseline_poll(const struct baseline_arg *b)
 		st->idle++;
 		return;
 	}
+	if (b->floor != NULL)
+		bench_floor_touch(b->floor, m, n);
 	for (uint16_t i = 0; i < n; i++) {
 		struct rte_ether_hdr *eth = rte_pktmbuf_mtod(m[i], struct rte_ether_hdr *);
 		struct rte_ether_addr t = eth->dst_addr;
@@ -232,6 +236,21 @@ learn_backends(struct sg_app *a, const struct bench_scenario *sc)
 	return 0;
 }
 
+/* A floor per worker, as large as the flow table the worker has. */
+static int
+floors_create(const struct sg_app *a, struct bench_floor **floors)
+{
+	for (unsigned int w = 0; w < a->ctx.n_workers; w++) {
+		struct sg_flow_memory mem;
+
+		sg_flow_table_memory(sg_dp_worker_flows(a->workers[w]), &mem);
+		floors[w] = bench_floor_create(&mem, (int)rte_lcore_to_socket_id(a->worker_lcore[w]));
+		if (floors[w] == NULL)
+			return -errno;
+	}
+	return 0;
+}
+
 /* What the counters say at one instant. */
 struct snapshot {
 	uint64_t tsc;
@@ -276,7 +295,7 @@ snapshot(const struct sg_app *a, bool base, struct snapshot *s)
  * follow a packet, and a one-core machine can run the bench at all.
  */
 static int
-start_workers(struct sg_app *a, bool base, bool one_core)
+start_workers(struct sg_app *a, bool base, struct bench_floor *const *floors, bool one_core)
 {
 	atomic_store(&baseline_stop, false);
 	memset(baseline, 0, sizeof(baseline));
@@ -285,6 +304,7 @@ start_workers(struct sg_app *a, bool base, bool one_core)
 			.queue = (uint16_t)w,
 			.rx_port = a->ctx.ports[0].port_id,
 			.tx_port = a->ctx.ports[1].port_id,
+			.floor = floors[w],
 		};
 	if (one_core) {
 		if (!base) {
@@ -411,8 +431,9 @@ ring_new(const char *what, unsigned int i)
 int
 bench_run(const struct bench_scenario *sc, const struct bench_opts *o, struct bench_result *r)
 {
-	bool base = sc->kind == BENCH_BASELINE;
+	bool base = sc->kind == BENCH_BASELINE || sc->kind == BENCH_FLOOR;
 	struct rte_ring *rx[SG_DP_MAX_WORKERS] = { 0 }, *tx[SG_DP_MAX_WORKERS] = { 0 };
+	struct bench_floor *floors[SG_DP_MAX_WORKERS] = { 0 };
 	char path[] = "/tmp/svcgw-bench-XXXXXX", err[512];
 	struct bench_gen *g = NULL;
 	struct runner rn;
@@ -475,6 +496,8 @@ bench_run(const struct bench_scenario *sc, const struct bench_opts *o, struct be
 		rc = publish_services(a, sc);
 	if (rc == 0 && !base)
 		rc = learn_backends(a, sc);
+	if (rc == 0 && sc->kind == BENCH_FLOOR)
+		rc = floors_create(a, floors);
 	if (rc != 0) {
 		snprintf(r->error, sizeof(r->error), "set-up: %s", strerror(-rc));
 		goto free_app;
@@ -496,7 +519,7 @@ bench_run(const struct bench_scenario *sc, const struct bench_opts *o, struct be
 		goto free_app;
 	}
 	rn = (struct runner){ .a = a, .g = g, .base = base, .one_core = o->one_core };
-	rc = start_workers(a, base, o->one_core);
+	rc = start_workers(a, base, floors, o->one_core);
 	if (rc == 0 && !base && sc->flows > 0)
 		rc = open_flows(&rn, sc->flows, r->error, sizeof(r->error));
 	r->setup_seconds = secs(rte_get_tsc_cycles() - t0);
@@ -528,6 +551,8 @@ bench_run(const struct bench_scenario *sc, const struct bench_opts *o, struct be
 
 free_app:
 	bench_gen_free(g);
+	for (unsigned int w = 0; w < o->workers; w++)
+		bench_floor_free(floors[w]);
 	if (a != NULL) {
 		app_unpublish();
 		app_ports_stop(a);

@@ -859,6 +859,17 @@ sg_flow_timeout(const struct sg_flow_table *t, unsigned int state)
 	return t != NULL && state < SG_FLOW_STATE_MAX ? t->tmo[state] : 0;
 }
 
+void
+sg_flow_table_memory(const struct sg_flow_table *t, struct sg_flow_memory *m)
+{
+	memset(m, 0, sizeof(*m));
+	if (t == NULL)
+		return;
+	m->index = ((uint64_t)t->idx.mask + 1) * sizeof(*t->idx.bkt);
+	m->entries = (uint64_t)t->max_flows * sizeof(*t->flows);
+	m->addr6 = (uint64_t)t->max_flows6 * sizeof(*t->addr6);
+}
+
 int
 sg_flow_iterate(const struct sg_flow_table *t, uint32_t *pos, const struct sg_flow **flow)
 {

@@ -308,6 +308,16 @@ const struct sg_flow_stats *sg_flow_stats(const struct sg_flow_table *t);
 /* Idle timeout in ms the table applies to a state; 0 if out of range or t NULL. */
 uint32_t sg_flow_timeout(const struct sg_flow_table *t, unsigned int state);
 
+/* What a table's arrays take, in bytes, allocated once at creation. */
+struct sg_flow_memory {
+	uint64_t index;		/* the index's buckets, one cache line each */
+	uint64_t entries;	/* the flow entries, one cache line each */
+	uint64_t addr6;		/* the IPv6 flows' addresses */
+};
+
+/* Fill m with t's figures (all 0 if t is NULL). */
+void sg_flow_table_memory(const struct sg_flow_table *t, struct sg_flow_memory *m);
+
 /*
  * Walk the flows for telemetry: start with *pos = 0; each call sets *flow to
  * the next flow in use and returns 0, or returns -ENOENT at the end. Call on

@@ -2110,6 +2110,30 @@ test_sweep_batches(void **state)
 
 /* --- capacity, rate ------------------------------------------------------- */
 
+/* The arrays' sizes: two slots of the index for every key of a full table. */
+static void
+test_table_memory(void **state)
+{
+	struct sg_flow_conf c = conf_of("memory", 1000);
+	struct flow_index_info info;
+	struct sg_flow_memory m;
+	struct sg_flow_table *t;
+
+	(void)state;
+	c.max_flows_v6 = 10;
+	t = table_of(&c);
+	sg_flow_table_memory(t, &m);
+	flow_table_index_info(t, &info);
+	assert_int_equal(m.index, info.bytes);
+	assert_int_equal(m.index, (uint64_t)info.buckets * RTE_CACHE_LINE_SIZE);
+	assert_true(info.buckets * 7 >= 2 * 2 * 1000);
+	assert_int_equal(m.entries, 1000 * RTE_CACHE_LINE_SIZE);
+	assert_int_equal(m.addr6, 10 * sizeof(struct sg_flow_addr6));
+	sg_flow_table_free(t);
+	sg_flow_table_memory(NULL, &m);
+	assert_int_equal(m.index + m.entries + m.addr6, 0);
+}
+
 static void
 test_full_table(void **state)
 {
@@ -2422,6 +2446,7 @@ main(int argc, char **argv)
 		cmocka_unit_test(test_sweep_batches),
 		cmocka_unit_test(test_prefetch),
 		cmocka_unit_test(test_key_seen),
+		cmocka_unit_test(test_table_memory),
 		cmocka_unit_test(test_full_table),
 		cmocka_unit_test(test_full_at_worst_load),
 		cmocka_unit_test(test_rate_limit),
