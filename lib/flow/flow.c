@@ -80,7 +80,7 @@ struct sg_flow_table {
 static int
 key_valid(const struct sg_flow_key *k)
 {
-	static const uint8_t zero[12];
+	uint64_t w[4];
 
 	if (k->pad[0] != 0 || k->pad[1] != 0)
 		return 0;
@@ -88,8 +88,12 @@ key_valid(const struct sg_flow_key *k)
 		return 1;
 	if (k->family != SG_FLOW_V4)
 		return 0;
-	return memcmp(k->src + 4, zero, sizeof(zero)) == 0 &&
-	       memcmp(k->dst + 4, zero, sizeof(zero)) == 0;
+	/* Bytes 4 to 15 of each address, as two overlapping words. */
+	memcpy(&w[0], k->src + 4, 8);
+	memcpy(&w[1], k->src + 8, 8);
+	memcpy(&w[2], k->dst + 4, 8);
+	memcpy(&w[3], k->dst + 8, 8);
+	return (w[0] | w[1] | w[2] | w[3]) == 0;
 }
 
 static inline int
@@ -629,13 +633,15 @@ sg_flow_key_seen(const struct sg_flow_table *t, const struct sg_flow_key *key)
 }
 
 /* Whether key belongs to a live flow; an expired one is removed on the way. */
-static int
+static inline int
 key_in_use(struct sg_flow_table *t, const struct sg_flow_key *key, uint32_t sig, uint64_t now)
 {
 	struct sg_flow *f;
 	uint32_t r;
 	int away;
 
+	if (!flow_index_may_hold(&t->idx, sig))
+		return 0;
 	f = flow_find(t, key, sig, &r, &away);
 	return f != NULL && flow_live(t, f, sig, r, away, now) != NULL;
 }

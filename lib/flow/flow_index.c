@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * The flow index's slow parts: sizing, placing a key (primary bucket, other
- * bucket, a breadth-first search for room, the stash) and removing one.
- * What a lookup runs is inline in flow_index.h; the keys themselves, and
+ * The flow index's slow parts: sizing, placing a key whose primary bucket
+ * is full (its other bucket, a breadth-first search for room, the stash)
+ * and removing one. What a lookup runs, and an insert into a primary
+ * bucket with room, is inline in flow_index.h; the keys themselves, and
  * confirming them against flow entries, are flow.c's.
  */
 #include <errno.h>
@@ -172,22 +173,16 @@ make_room(struct flow_index *x, uint32_t p, uint32_t q)
 }
 
 int
-flow_index_add(struct flow_index *x, uint32_t sig, uint32_t ref)
+flow_index_add_elsewhere(struct flow_index *x, uint32_t sig, uint32_t ref)
 {
-	uint32_t p = flow_index_primary(x, sig), q, b;
-	unsigned int f;
+	uint32_t p = flow_index_primary(x, sig), q = flow_index_other(x, p, sig), b = q;
+	unsigned int f = bucket_free(&x->bkt[q]);
 
-	RTE_ASSERT(sig & FLOW_SIG_VALID);
-	b = p;
-	f = bucket_free(&x->bkt[p]);
+	RTE_ASSERT(bucket_free(&x->bkt[p]) == 0);
 	if (f == 0) {
-		b = q = flow_index_other(x, p, sig);
-		f = bucket_free(&x->bkt[q]);
-		if (f == 0) {
-			b = make_room(x, p, q);
-			if (b != UINT32_MAX)
-				f = bucket_free(&x->bkt[b]);
-		}
+		b = make_room(x, p, q);
+		if (b != UINT32_MAX)
+			f = bucket_free(&x->bkt[b]);
 	}
 	if (f != 0) {
 		slot_set(x, b, (unsigned int)__builtin_ctz(f), sig, ref);

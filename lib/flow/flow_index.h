@@ -2,7 +2,9 @@
 /*
  * The flow table's index, private to lib/flow: from a key's signature to
  * references (flow entry, direction). The inline parts below are what a
- * lookup runs; flow_index.c has the rest (creation, placement, removal).
+ * lookup runs and what nearly every insert does (a free slot in the
+ * primary bucket); flow_index.c has the rest (creation, placement
+ * elsewhere, removal).
  *
  * Buckets are one cache line of seven (signature, reference) slots. Keys
  * are not stored: the flow entry a reference names holds both of its
@@ -45,6 +47,7 @@
 #endif
 
 #include "flow.h"
+#include "sg_common.h"
 
 /* Slots of a bucket; the eighth signature stays 0 and its reference is meta. */
 #define FLOW_SLOTS 7
@@ -193,12 +196,44 @@ flow_bucket_match(const struct flow_bucket *b, uint32_t sig)
 int flow_index_init(struct flow_index *x, uint64_t keys, uint32_t seed, int socket_id);
 void flow_index_fini(struct flow_index *x);
 
+/* flow_index_add() when the primary bucket of sig is full: flow_index.c. */
+int flow_index_add_elsewhere(struct flow_index *x, uint32_t sig, uint32_t ref);
+
 /*
  * Add a reference under sig; the caller made sure the key is not in the
  * index. Returns 0, or -ENOSPC when both buckets, the search and the
- * stash are full.
+ * stash are full. Inline for what nearly every insert finds, a free slot
+ * in the primary bucket.
  */
-int flow_index_add(struct flow_index *x, uint32_t sig, uint32_t ref);
+static inline int
+flow_index_add(struct flow_index *x, uint32_t sig, uint32_t ref)
+{
+	struct flow_bucket *b = &x->bkt[flow_index_primary(x, sig)];
+	unsigned int free_slots = flow_bucket_match(b, 0);
+	unsigned int s;
+
+	RTE_ASSERT(sig & FLOW_SIG_VALID);
+	if (sg_unlikely(free_slots == 0))
+		return flow_index_add_elsewhere(x, sig, ref);
+	s = (unsigned int)__builtin_ctz(free_slots);
+	b->sig[s] = sig;
+	b->ref[s] = ref;
+	x->keys++;
+	return 0;
+}
+
+/*
+ * False when sig is certainly not in the index: no slot of its primary
+ * bucket holds it, and no key of that bucket lives elsewhere. One line, so
+ * that a new key's duplicate check seldom needs more.
+ */
+static inline bool
+flow_index_may_hold(const struct flow_index *x, uint32_t sig)
+{
+	const struct flow_bucket *b = &x->bkt[flow_index_primary(x, sig)];
+
+	return flow_bucket_match(b, sig) != 0 || b->meta != 0;
+}
 
 /*
  * Remove the reference ref, which is in the index under sig. With rehome,

@@ -1287,6 +1287,43 @@ test_bulk_expired_frees_for_stash(void **state)
 }
 
 /*
+ * A key that lives in its other bucket, behind a primary bucket full of
+ * other signatures, is still caught as in use: the duplicate check of an
+ * insert must not stop at the primary bucket.
+ */
+static void
+test_exists_away(void **state)
+{
+	struct sg_flow_table *t = table("away", 64);
+	struct sg_flow_key k, x, other;
+	struct flow_key_place px;
+	struct sg_flow *f = NULL;
+	unsigned int in_p = 0;
+
+	(void)state;
+	flow_keys(0, IPPROTO_UDP, &x, NULL);
+	px = place_of(t, &x);
+	for (uint32_t i = 1; i < 4096 && in_p < FLOW_SLOTS; i++) {
+		flow_keys(i, IPPROTO_UDP, &k, NULL);
+		if (place_of(t, &k).primary != px.primary || place_of(t, &k).sig == px.sig)
+			continue;
+		assert_int_equal(sg_flow_insert(t, &k, NULL, i, 0, 0, T0, &f), 0);
+		in_p++;
+	}
+	if (in_p < FLOW_SLOTS)
+		fail_msg("only %u keys for bucket %u", in_p, px.primary);
+	assert_int_equal(sg_flow_insert(t, &x, NULL, 0, 0, 0, T0, &f), 0);
+	assert_int_equal(place_of(t, &x).at, FLOW_AT_OTHER);
+
+	assert_int_equal(sg_flow_insert(t, &x, NULL, 9, 0, 0, T0, &f), -EEXIST);
+	flow_keys(5000, IPPROTO_UDP, &other, NULL);
+	assert_int_equal(sg_flow_insert(t, &other, &x, 9, 0, 0, T0, &f), -EEXIST);
+	assert_int_equal(sg_flow_stats(t)->exists, 2);
+	check_index(t);
+	sg_flow_table_free(t);
+}
+
+/*
  * Both buckets of a new key full, with room one move away: the search moves
  * a key of the primary to its other bucket and the new key takes its slot.
  * Keys are picked from many by where they land, so this holds for any seed.
@@ -2432,6 +2469,7 @@ main(int argc, char **argv)
 		cmocka_unit_test(test_signature_collisions),
 		cmocka_unit_test(test_overflow),
 		cmocka_unit_test(test_bulk_expired_frees_for_stash),
+		cmocka_unit_test(test_exists_away),
 		cmocka_unit_test(test_search_moves),
 		cmocka_unit_test(test_search_two_moves),
 		cmocka_unit_test(test_settle),
