@@ -24,6 +24,13 @@ enum bench_kind {
 	BENCH_MIXED,	   /* established, and one packet in ten a new flow */
 };
 
+/* Whether a scenario runs the baseline's worker: no services, no svcgw code. */
+static inline bool
+bench_kind_is_base(enum bench_kind kind)
+{
+	return kind == BENCH_BASELINE || kind == BENCH_FLOOR;
+}
+
 struct bench_scenario {
 	const char *name;
 	enum bench_kind kind;

@@ -196,7 +196,7 @@ print_text(const struct bench_result *r, unsigned int runs)
 					r->cycles_min, r->cycles_max);
 	printf("%-10s %8u %14s %8.2f %9.2f %9.1f %7.2f %9" PRIu64 "  %s\n", r->sc->name,
 	       r->sc->kind == BENCH_NEW ? 0 : r->sc->flows,
-	       r->sc->kind == BENCH_BASELINE || r->sc->kind == BENCH_FLOOR ? "-" : svc, r->capacity_mpps, r->mpps,
+	       bench_kind_is_base(r->sc->kind) ? "-" : svc, r->capacity_mpps, r->mpps,
 	       r->cycles_per_packet, r->ratio, r->dropped, notes);
 	if (r->workers > 1)
 		for (unsigned int w = 0; w < r->workers; w++)

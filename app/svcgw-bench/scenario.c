@@ -243,8 +243,10 @@ floors_create(const struct sg_app *a, struct bench_floor **floors)
 	for (unsigned int w = 0; w < a->ctx.n_workers; w++) {
 		struct sg_flow_memory mem;
 
+		int socket_id = (int)rte_lcore_to_socket_id(a->worker_lcore[w]);
+
 		sg_flow_table_memory(sg_dp_worker_flows(a->workers[w]), &mem);
-		floors[w] = bench_floor_create(&mem, (int)rte_lcore_to_socket_id(a->worker_lcore[w]));
+		floors[w] = bench_floor_create(&mem, socket_id);
 		if (floors[w] == NULL)
 			return -errno;
 	}
@@ -431,7 +433,7 @@ ring_new(const char *what, unsigned int i)
 int
 bench_run(const struct bench_scenario *sc, const struct bench_opts *o, struct bench_result *r)
 {
-	bool base = sc->kind == BENCH_BASELINE || sc->kind == BENCH_FLOOR;
+	bool base = bench_kind_is_base(sc->kind);
 	struct rte_ring *rx[SG_DP_MAX_WORKERS] = { 0 }, *tx[SG_DP_MAX_WORKERS] = { 0 };
 	struct bench_floor *floors[SG_DP_MAX_WORKERS] = { 0 };
 	char path[] = "/tmp/svcgw-bench-XXXXXX", err[512];
