@@ -39,6 +39,7 @@ struct bench_scenario {
 	uint32_t backends; /* per service */
 	uint8_t mode;	   /* enum sg_svc_mode of every service */
 	uint8_t family;	   /* 4 or 6: clients, VIPs and backends */
+	uint32_t flow_rate; /* the config's: new flows/s per worker, 0 for no limit */
 	const char *what;
 };
 

@@ -32,50 +32,58 @@
 #define NAT SG_SVC_MODE_NAT
 #define DNAT SG_SVC_MODE_DNAT
 #define DSR SG_SVC_MODE_DSR_IPIP
+#define UNLIMITED 0	/* flow_rate */
 
 static const struct bench_scenario scenarios[] = {
-	{ "baseline", BENCH_BASELINE, 1000, 1, 10, NAT, 4,
+	{ "baseline", BENCH_BASELINE, 1000, 1, 10, NAT, 4, UNLIMITED,
 	  "the same generator and sink, MAC swap only" },
-	{ "est-1k", BENCH_ESTABLISHED, 1000, 1, 10, NAT, 4,
+	{ "est-1k", BENCH_ESTABLISHED, 1000, 1, 10, NAT, 4, UNLIMITED,
 	  "established TCP, 1k flows, 1 service x 10 backends" },
-	{ "est-100k", BENCH_ESTABLISHED, 100000, 100, 10, NAT, 4,
+	{ "est-100k", BENCH_ESTABLISHED, 100000, 100, 10, NAT, 4, UNLIMITED,
 	  "established TCP, 100k flows, 100 services x 10 backends" },
-	{ "est-1m", BENCH_ESTABLISHED, 1000000, 10000, 100, NAT, 4,
+	{ "est-1m", BENCH_ESTABLISHED, 1000000, 10000, 100, NAT, 4, UNLIMITED,
 	  "established TCP, 1M flows, 10k services x 100 backends" },
-	{ "mem-1m", BENCH_FLOOR, 1000000, 1, 10, NAT, 4,
+	{ "mem-1m", BENCH_FLOOR, 1000000, 1, 10, NAT, 4, UNLIMITED,
 	  "MAC swap and the two lines a flow lookup reads, at random in est-1m's table size" },
-	{ "svc-1", BENCH_ESTABLISHED, 100000, 1, 10, NAT, 4,
+	{ "svc-1", BENCH_ESTABLISHED, 100000, 1, 10, NAT, 4, UNLIMITED,
 	  "established TCP, 100k flows, 1 service x 10 backends" },
-	{ "svc-100k", BENCH_ESTABLISHED, 100000, 100000, 10, NAT, 4,
+	{ "svc-100k", BENCH_ESTABLISHED, 100000, 100000, 10, NAT, 4, UNLIMITED,
 	  "established TCP, 100k flows, 100k services x 10 backends" },
-	{ "be-1000", BENCH_ESTABLISHED, 100000, 10, 1000, NAT, 4,
+	{ "be-1000", BENCH_ESTABLISHED, 100000, 10, 1000, NAT, 4, UNLIMITED,
 	  "established TCP, 100k flows, 10 services x 1000 backends" },
-	{ "dnat", BENCH_ESTABLISHED, 100000, 100, 10, DNAT, 4,
+	{ "dnat", BENCH_ESTABLISHED, 100000, 100, 10, DNAT, 4, UNLIMITED,
 	  "as est-100k in dnat mode" },
-	{ "dsr-ipip", BENCH_ESTABLISHED, 100000, 100, 10, DSR, 4,
+	{ "dsr-ipip", BENCH_ESTABLISHED, 100000, 100, 10, DSR, 4, UNLIMITED,
 	  "as est-100k in dsr-ipip mode" },
-	{ "est-100k-v6", BENCH_ESTABLISHED, 100000, 100, 10, NAT, 6,
+	{ "est-100k-v6", BENCH_ESTABLISHED, 100000, 100, 10, NAT, 6, UNLIMITED,
 	  "as est-100k over IPv6 (78-byte frames)" },
-	{ "dnat-v6", BENCH_ESTABLISHED, 100000, 100, 10, DNAT, 6,
+	{ "dnat-v6", BENCH_ESTABLISHED, 100000, 100, 10, DNAT, 6, UNLIMITED,
 	  "as est-100k in dnat mode over IPv6" },
-	{ "dsr-ipip-v6", BENCH_ESTABLISHED, 100000, 100, 10, DSR, 6,
+	{ "dsr-ipip-v6", BENCH_ESTABLISHED, 100000, 100, 10, DSR, 6, UNLIMITED,
 	  "as est-100k in dsr-ipip mode over IPv6" },
-	{ "syn-flood", BENCH_NEW, 0, 100, 10, NAT, 4,
+	{ "syn-flood", BENCH_NEW, 0, 100, 10, NAT, 4, UNLIMITED,
 	  "every packet a new flow (SYN), 100 services x 10 backends" },
-	{ "mixed", BENCH_MIXED, 100000, 100, 10, NAT, 4,
+	{ "syn-flood-dsr", BENCH_NEW, 0, 100, 10, DSR, 4, UNLIMITED,
+	  "syn-flood in dsr-ipip mode" },
+	{ "syn-guard", BENCH_NEW, 0, 100, 10, NAT, 4, 100000,
+	  "syn-flood with flow_rate 100000: the new flows beyond it dropped" },
+	{ "syn-guard-dsr", BENCH_NEW, 0, 100, 10, DSR, 4, 100000,
+	  "syn-flood-dsr with flow_rate 100000: the rest sent by Maglev alone" },
+	{ "mixed", BENCH_MIXED, 100000, 100, 10, NAT, 4, UNLIMITED,
 	  "established TCP, 100k flows, and one packet in ten a new flow" },
 };
 
 /* --quick: each kind, mode and family once, small and short: it runs and it forwards. */
 static const struct bench_scenario quick[] = {
-	{ "baseline", BENCH_BASELINE, 1000, 1, 10, NAT, 4, "MAC swap only" },
-	{ "est-1k", BENCH_ESTABLISHED, 1000, 4, 10, NAT, 4, "established TCP, 1k flows" },
-	{ "mem-1k", BENCH_FLOOR, 1000, 1, 10, NAT, 4, "MAC swap and a lookup's memory" },
-	{ "dnat", BENCH_ESTABLISHED, 1000, 4, 10, DNAT, 4, "dnat, 1k flows" },
-	{ "dsr-ipip", BENCH_ESTABLISHED, 1000, 4, 10, DSR, 4, "dsr-ipip, 1k flows" },
-	{ "est-1k-v6", BENCH_ESTABLISHED, 1000, 4, 10, NAT, 6, "IPv6, 1k flows" },
-	{ "syn-flood", BENCH_NEW, 0, 4, 10, NAT, 4, "every packet a new flow" },
-	{ "mixed", BENCH_MIXED, 1000, 4, 10, NAT, 4, "established and new" },
+	{ "baseline", BENCH_BASELINE, 1000, 1, 10, NAT, 4, UNLIMITED, "MAC swap only" },
+	{ "est-1k", BENCH_ESTABLISHED, 1000, 4, 10, NAT, 4, UNLIMITED, "established TCP, 1k flows" },
+	{ "mem-1k", BENCH_FLOOR, 1000, 1, 10, NAT, 4, UNLIMITED, "MAC swap and a lookup's memory" },
+	{ "dnat", BENCH_ESTABLISHED, 1000, 4, 10, DNAT, 4, UNLIMITED, "dnat, 1k flows" },
+	{ "dsr-ipip", BENCH_ESTABLISHED, 1000, 4, 10, DSR, 4, UNLIMITED, "dsr-ipip, 1k flows" },
+	{ "est-1k-v6", BENCH_ESTABLISHED, 1000, 4, 10, NAT, 6, UNLIMITED, "IPv6, 1k flows" },
+	{ "syn-flood", BENCH_NEW, 0, 4, 10, NAT, 4, UNLIMITED, "every packet a new flow" },
+	{ "mixed", BENCH_MIXED, 1000, 4, 10, NAT, 4, UNLIMITED, "established and new" },
+	{ "syn-guard", BENCH_NEW, 0, 4, 10, NAT, 4, 1000, "new flows beyond 1000/s dropped" },
 };
 
 static void
@@ -171,7 +179,7 @@ print_text_header(const struct bench_opts *o)
 	       o->hugepages ? "hugepages" : "4 KiB pages (--no-huge)", o->seconds);
 	printf("Mpps: what the workers forward when busy all the time (TSC rate / cycles);\n"
 	       "measured: what they forwarded in the window, which the generator may limit.\n");
-	printf("%-10s %8s %14s %8s %9s %9s %7s %9s  %s\n", "scenario", "flows", "svc x backends",
+	printf("%-13s %8s %14s %8s %9s %9s %7s %9s  %s\n", "scenario", "flows", "svc x backends",
 	       "Mpps", "measured", "cyc/pkt", "x base", "drops", "notes");
 }
 
@@ -183,7 +191,7 @@ print_text(const struct bench_result *r, unsigned int runs)
 
 	snprintf(svc, sizeof(svc), "%u x %u", r->sc->services, r->sc->backends);
 	if (!r->ok) {
-		printf("%-10s  FAILED: %s\n", r->sc->name, r->error);
+		printf("%-13s  FAILED: %s\n", r->sc->name, r->error);
 		return;
 	}
 	if (r->flows_created > 0)
@@ -194,13 +202,13 @@ print_text(const struct bench_result *r, unsigned int runs)
 	if (runs > 1)
 		off += (size_t)snprintf(notes + off, sizeof(notes) - off, "cycles %.0f-%.0f ",
 					r->cycles_min, r->cycles_max);
-	printf("%-10s %8u %14s %8.2f %9.2f %9.1f %7.2f %9" PRIu64 "  %s\n", r->sc->name,
+	printf("%-13s %8u %14s %8.2f %9.2f %9.1f %7.2f %9" PRIu64 "  %s\n", r->sc->name,
 	       r->sc->kind == BENCH_NEW ? 0 : r->sc->flows,
 	       bench_kind_is_base(r->sc->kind) ? "-" : svc, r->capacity_mpps, r->mpps,
 	       r->cycles_per_packet, r->ratio, r->dropped, notes);
 	if (r->workers > 1)
 		for (unsigned int w = 0; w < r->workers; w++)
-			printf("%-10s   worker %u: %.2f Mpps measured, %.1f cycles/packet\n", "",
+			printf("%-13s   worker %u: %.2f Mpps measured, %.1f cycles/packet\n", "",
 			       w, (double)r->worker[w].packets / r->seconds / 1e6,
 			       r->worker[w].packets ?
 				       (double)r->worker[w].cycles / r->worker[w].packets : 0);
@@ -217,7 +225,7 @@ print_json(const struct bench_opts *o, const struct bench_result *res, size_t n)
 		const struct bench_result *r = &res[i];
 
 		printf("%s\n  {\"name\": \"%s\", \"what\": \"%s\", \"ok\": %s, \"flows\": %u, "
-		       "\"services\": %u, \"backends\": %u, \"mpps\": %.4f, "
+		       "\"services\": %u, \"backends\": %u, \"flow_rate\": %u, \"mpps\": %.4f, "
 		       "\"measured_mpps\": %.4f, "
 		       "\"cycles_per_packet\": %.2f, \"cycles_per_packet_min\": %.2f, "
 		       "\"cycles_per_packet_max\": %.2f, \"ratio_to_baseline\": %.4f, "
@@ -226,7 +234,8 @@ print_json(const struct bench_opts *o, const struct bench_result *res, size_t n)
 		       ", \"new_flows\": %" PRIu64 ", \"idle_polls\": %" PRIu64
 		       ", \"seconds\": %.4f, \"setup_seconds\": %.3f, \"per_worker\": [",
 		       i ? "," : "", r->sc->name, r->sc->what, r->ok ? "true" : "false",
-		       r->sc->flows, r->sc->services, r->sc->backends, r->capacity_mpps, r->mpps,
+		       r->sc->flows, r->sc->services, r->sc->backends, r->sc->flow_rate,
+		       r->capacity_mpps, r->mpps,
 		       r->cycles_per_packet, r->cycles_min, r->cycles_max, r->ratio, r->packets,
 		       r->packets_total, r->forwarded,
 		       r->dropped,
@@ -354,7 +363,7 @@ main(int argc, char **argv)
 			break;
 		case 'l':
 			for (size_t i = 0; i < RTE_DIM(scenarios); i++)
-				printf("%-10s %s\n", scenarios[i].name, scenarios[i].what);
+				printf("%-13s %s\n", scenarios[i].name, scenarios[i].what);
 			return 0;
 		case 'h':
 			usage(stdout);

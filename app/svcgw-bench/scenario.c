@@ -158,6 +158,8 @@ write_conf(const char *path, const struct bench_scenario *sc, const struct bench
 	 */
 	if (sc->kind == BENCH_NEW || sc->kind == BENCH_MIXED)
 		fprintf(f, "timeouts = { tcp_syn = 1; };\n");
+	if (sc->flow_rate != 0)
+		fprintf(f, "flow_rate = %u;\n", sc->flow_rate);
 	return fclose(f) == 0 ? 0 : -errno;
 }
 

@@ -521,6 +521,17 @@ source_allowed(const struct sg_svc_entry *e, const struct sg_flow_key *key)
 	return sg_svc_src_allowed6(e, key->src);
 }
 
+/* A DSR packet of a flow not kept: to Maglev's pod, as its flow's packets would go. */
+static void
+dsr_stateless(struct sg_dp_worker *w, struct rte_mbuf *m, const struct sg_pkt_info *pi,
+	      const struct sg_flow_key *key, const struct sg_svc_backend *be, uint8_t mode,
+	      uint64_t now)
+{
+	DP_COUNT(w, stateless);
+	dsr_send(w, m, pi, mode, be->family, be->addr,
+		 client_hash(key->family, key->src, key->sport), now);
+}
+
 /* As dp_flow_new(): a NAT flow starts with a SYN (see there why). */
 static bool
 nat_may_start(struct rte_mbuf *m, const struct sg_pkt_info *pi)
@@ -534,11 +545,20 @@ nat_may_start(struct rte_mbuf *m, const struct sg_pkt_info *pi)
  * The first stage, for every new flow of the burst at once: the hash, and
  * the fetch of the Maglev entry it picks. With session affinity the backend
  * is only known at creation (dp_affinity.c), so nothing is fetched.
+ *
+ * Under a flood, the flows the new-flow rate limit will refuse are known
+ * now: those past the burst's room. They are marked, so that no SNAT port,
+ * reverse key or bucket is worked out for them. The room is counted in
+ * flows that would be inserted, a few of which may still not be (no
+ * backend, a DSR backend of the other family, a second SYN of a flow made
+ * earlier in the burst): in a burst that finds the bucket nearly empty,
+ * those few tokens go unused, and such a second SYN past the room is
+ * refused with the rest.
  */
 void
 dp_new_add(struct sg_dp_worker *w, struct dp_new_burst *nb, struct rte_mbuf *m,
 	   const struct sg_pkt_info *pi, const struct sg_flow_key *key,
-	   const struct sg_svc_entry *e)
+	   const struct sg_svc_entry *e, uint64_t now)
 {
 	struct dp_new_plan *p = &nb->plan[nb->n++];
 
@@ -548,6 +568,12 @@ dp_new_add(struct sg_dp_worker *w, struct dp_new_burst *nb, struct rte_mbuf *m,
 	p->rev_ready = false;
 	p->nat = e->mode == SG_SVC_MODE_NAT && snat_count(w->snat, key->family) != 0 &&
 		 nat_may_start(m, pi);
+	p->over_rate = false;
+	if (p->nat || e->mode != SG_SVC_MODE_NAT) {
+		if (nb->inserts++ == 0)
+			nb->room = sg_flow_rate_room(w->flows, now);
+		p->over_rate = nb->inserts > nb->room;
+	}
 	p->known = !(e->flags & SG_SVC_F_AFFINITY) && e->maglev_size != 0;
 	if (p->known)
 		rte_prefetch0(&e->maglev[p->hash % e->maglev_size]);
@@ -566,7 +592,7 @@ plan_reverse(struct sg_dp_worker *w, struct dp_new_plan *p)
 	const struct sg_svc_backend *be;
 	uint16_t b;
 
-	if (!p->known)
+	if (!p->known || p->over_rate)
 		return;
 	b = sg_svc_backend_for_hash(p->e, p->hash);
 	if (b == 0)
@@ -650,6 +676,13 @@ flow_new(struct sg_dp_worker *w, struct rte_mbuf *m, const struct sg_pkt_info *p
 		return;
 	}
 	be = &e->backends[b];
+	if (p != NULL && p->over_rate) {	/* no SNAT port or key was worked out */
+		if (is_dsr(e->mode))
+			dsr_stateless(w, m, pi, key, be, e->mode, now);
+		else
+			dp_drop(w, m, SG_DP_C_drop_flow_rate);
+		return;
+	}
 
 	switch (e->mode) {
 	case SG_SVC_MODE_NAT:
@@ -681,9 +714,7 @@ flow_new(struct sg_dp_worker *w, struct rte_mbuf *m, const struct sg_pkt_info *p
 		if (be->family == key->family)
 			f = direct_flow(w, key, e, b, rev, now, &dir, &err);
 		if (f == NULL) {
-			DP_COUNT(w, stateless);
-			dsr_send(w, m, pi, e->mode, be->family, be->addr,
-				 client_hash(key->family, key->src, key->sport), now);
+			dsr_stateless(w, m, pi, key, be, e->mode, now);
 			return;
 		}
 		break;

@@ -214,12 +214,15 @@ struct dp_new_plan {
 	bool nat;		/* will take a SNAT port */
 	bool known;		/* the backend is Maglev's, known ahead */
 	bool rev_ready;		/* rev worked out (a NAT flow's SNAT port taken), fetched */
+	bool over_rate;		/* beyond the new-flow rate: refused before any work */
 };
 
 /* The new flows of a burst, in the order they are created. */
 struct dp_new_burst {
 	struct dp_new_plan plan[SG_MAX_BURST];
 	unsigned int n;		/* planned */
+	unsigned int inserts;	/* of which would be inserted, over_rate ones included */
+	uint32_t room;		/* new flows the rate limit admits (sg_flow_rate_room()) */
 	unsigned int ahead;	/* of which with their reverse key fetched */
 	unsigned int probed;	/* of which with their bucket checked */
 	unsigned int next;	/* the next to create */
@@ -228,7 +231,7 @@ struct dp_new_burst {
 static inline void
 dp_new_init(struct dp_new_burst *nb)
 {
-	nb->n = nb->ahead = nb->probed = nb->next = 0;
+	nb->n = nb->inserts = nb->ahead = nb->probed = nb->next = 0;
 }
 
 /*
@@ -238,7 +241,7 @@ dp_new_init(struct dp_new_burst *nb)
  */
 void dp_new_add(struct sg_dp_worker *w, struct dp_new_burst *nb, struct rte_mbuf *m,
 		const struct sg_pkt_info *pi, const struct sg_flow_key *key,
-		const struct sg_svc_entry *e);
+		const struct sg_svc_entry *e, uint64_t now);
 /*
  * dp_modes.c: dp_flow_new() of the next planned flow (key is that plan's;
  * any other packet is taken unplanned), working ahead on the ones after it.

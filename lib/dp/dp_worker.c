@@ -414,7 +414,8 @@ sg_dp_worker_process(struct sg_dp_worker *w, struct rte_mbuf **pkts, unsigned in
 			if (flows[j] != NULL)
 				continue;
 			if (entries[k] != NULL && !(pi[j].flags & SG_PKT_F_ICMP_ERROR))
-				dp_new_add(w, &nb, fm[j], &pi[j], &keys[j], entries[k]);
+				dp_new_add(w, &nb, fm[j], &pi[j], &keys[j], entries[k],
+					   now);
 			k++;
 		}
 	}

@@ -338,11 +338,9 @@ flow_csums(struct sg_flow *f, uint32_t alen, const struct sg_flow_key *fwd,
  * Token bucket (RFC 2697's single bucket, without colours): refilled from
  * `now`, so it costs nothing between inserts and needs no timer.
  */
-static int
-rate_take(struct sg_flow_table *t, uint64_t now)
+static void
+rate_refill(struct sg_flow_table *t, uint64_t now)
 {
-	if (t->rate == 0)
-		return 1;
 	if (now > t->tb_last) {
 		uint64_t elapsed = now - t->tb_last;
 
@@ -353,10 +351,27 @@ rate_take(struct sg_flow_table *t, uint64_t now)
 			t->tokens = RTE_MIN(t->cap, t->tokens + elapsed * t->rate);
 		t->tb_last = now;
 	}
+}
+
+static int
+rate_take(struct sg_flow_table *t, uint64_t now)
+{
+	if (t->rate == 0)
+		return 1;
+	rate_refill(t, now);
 	if (t->tokens < MILLI)
 		return 0;
 	t->tokens -= MILLI;
 	return 1;
+}
+
+uint32_t
+sg_flow_rate_room(struct sg_flow_table *t, uint64_t now)
+{
+	if (t == NULL || t->rate == 0)
+		return UINT32_MAX;
+	rate_refill(t, now);
+	return (uint32_t)(t->tokens / MILLI);	/* at most the burst, a uint32_t */
 }
 
 struct sg_flow_table *

@@ -285,6 +285,15 @@ int sg_flow_insert(struct sg_flow_table *t, const struct sg_flow_key *fwd,
 		   struct sg_flow **flow);
 
 /*
+ * How many new flows the rate limit would let sg_flow_insert() make now:
+ * the whole tokens in the bucket, refilled up to now; UINT32_MAX without a
+ * limit (rate 0) or if t is NULL. Takes no token. For a caller under a
+ * flood that refuses a burst's flows beyond it before working on them
+ * (a SNAT port, a reverse key). Fast path.
+ */
+uint32_t sg_flow_rate_room(struct sg_flow_table *t, uint64_t now);
+
+/*
  * Remove a flow and its keys; its entry is reused by later inserts.
  * Returns 0, or -EINVAL if t or f is NULL, f is not an entry of t, or f is
  * not in use (already deleted or expired).

@@ -1882,6 +1882,7 @@ pod_of(const char *client, uint16_t sport, const char *vip, uint16_t vport)
 	return last;
 }
 
+static struct sg_dp_worker_conf worker_conf(uint16_t index, char *name, uint32_t seed);
 static struct sg_dp_worker *worker_new(uint16_t index, uint32_t seed);
 
 static void
@@ -2818,6 +2819,69 @@ test_snat_pairs(void **state)
 	E.snat.n4 = 1;
 }
 
+/*
+ * The new-flow rate limit under a flood (a burst of 4, no time passing):
+ * of one burst of eight SYNs, four make flows and four are refused before
+ * any work is done for them. A NAT flow refused so takes no SNAT port: the
+ * next flow, a second (one token) later, takes the port after the fourth.
+ * DSR's refused flows still go to Maglev's pod, by Maglev alone.
+ */
+static void
+test_flow_rate(void **state)
+{
+	char name[SG_FLOW_NAMESIZE];
+	struct sg_dp_worker_conf wc = worker_conf(0, name, 1);
+	uint8_t f[8][FRAME_MAX], port[8];
+	struct sg_dp_stats s0, s1;
+	struct pkt p[8];
+	uint32_t len[8];
+
+	(void)state;
+	sg_dp_worker_free(E.w[0]);
+	wc.flows.rate = 1;
+	wc.flows.burst = 4;
+	E.w[0] = sg_dp_worker_create(&E.ctx, &wc);
+	assert_non_null(E.w[0]);
+
+	cur = "flow rate, nat: four of eight";
+	for (unsigned int i = 0; i < 8; i++) {
+		p[i] = pkt_new(TCP, C4, (uint16_t)(52000 + i), "192.0.2.10", 80);
+		len[i] = build(f[i], &p[i]);
+		port[i] = P_EXT;
+	}
+	s0 = stats(0);
+	inject_burst(0, f, len, port, 8);
+	assert_int_equal(collect(), 4);
+	s1 = stats(0);
+	for (unsigned int i = 0; i < 4; i++)
+		expect_fwd(&outs[i], &p[i], SNAT4, SNAT_MIN + (int)i, "203.0.113.11", 8080);
+	assert_int_equal(DELTA(s0, s1, flow_new), 4);
+	assert_int_equal(DELTA(s0, s1, drop_flow_rate), 4);
+
+	cur = "flow rate, nat: a second later";
+	E.now += 1000;
+	p[0] = pkt_new(TCP, C4, 52008, "192.0.2.10", 80);
+	assert_int_equal(send_pkt(&p[0], P_EXT), 1);
+	expect_fwd(&outs[0], &p[0], SNAT4, SNAT_MIN + 4, "203.0.113.11", 8080);
+
+	cur = "flow rate, dsr: the rest by maglev alone";
+	E.now += 4000;	/* the bucket full again */
+	for (unsigned int i = 0; i < 8; i++) {
+		p[i] = pkt_new(TCP, C4, (uint16_t)(52100 + i), "192.0.2.12", 80);
+		p[i].pad_to = 0;	/* the datagram alone goes inside */
+		len[i] = build(f[i], &p[i]);
+	}
+	s0 = stats(0);
+	inject_burst(0, f, len, port, 8);
+	assert_int_equal(collect(), 8);
+	s1 = stats(0);
+	for (unsigned int i = 0; i < 8; i++)
+		expect_encap(&outs[i], f[i] + 14, len[i] - 14, "203.0.113.14", false);
+	assert_int_equal(DELTA(s0, s1, flow_new), 4);
+	assert_int_equal(DELTA(s0, s1, stateless), 4);
+	E.now = NOW0;
+}
+
 /* ---- two workers ---------------------------------------------------------- */
 
 static uint16_t
@@ -3343,6 +3407,7 @@ main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_reply_limit, setup1, teardown),
 		cmocka_unit_test_setup_teardown(test_snat_exhaustion, setup1, teardown),
 		cmocka_unit_test_setup_teardown(test_snat_pairs, setup1, teardown),
+		cmocka_unit_test_setup_teardown(test_flow_rate, setup1, teardown),
 		cmocka_unit_test_setup_teardown(test_two_workers_fragments, setup2, teardown),
 		cmocka_unit_test_setup_teardown(test_two_workers_flows, setup2, teardown),
 	};

@@ -2268,8 +2268,12 @@ test_rate_limit(void **state)
 	c.burst = 10;
 	t = table_of(&c);
 	st = sg_flow_stats(t);
+	/* The room is what inserts would get; asking takes nothing. */
+	assert_int_equal(sg_flow_rate_room(t, T0), 10);
+	assert_int_equal(sg_flow_rate_room(t, T0), 10);
 	for (int k = 0; k < 10; k++)
 		assert_int_equal(try_insert(t, i++, T0), 0);
+	assert_int_equal(sg_flow_rate_room(t, T0), 0);
 	assert_int_equal(try_insert(t, i, T0), -EAGAIN);
 	assert_int_equal(st->rate_limited, 1);
 	/* A refused flow leaves nothing behind. */
@@ -2277,6 +2281,8 @@ test_rate_limit(void **state)
 	assert_int_equal(sg_flow_count(t), 10);
 	/* One flow every 10 ms. */
 	assert_int_equal(try_insert(t, i, T0 + 9), -EAGAIN);
+	assert_int_equal(sg_flow_rate_room(t, T0 + 9), 0);
+	assert_int_equal(sg_flow_rate_room(t, T0 + 10), 1);
 	assert_int_equal(try_insert(t, i++, T0 + 10), 0);
 	assert_int_equal(try_insert(t, i, T0 + 10), -EAGAIN);
 	assert_int_equal(try_insert(t, i++, T0 + 25), 0);	/* 1.5 tokens */
@@ -2285,6 +2291,7 @@ test_rate_limit(void **state)
 	/* A clock going back refills nothing. */
 	assert_int_equal(try_insert(t, i, T0 - 100000), -EAGAIN);
 	/* After a long quiet spell, never more than the burst. */
+	assert_int_equal(sg_flow_rate_room(t, T0 + 3600000), 10);
 	for (int k = 0; k < 10; k++)
 		assert_int_equal(try_insert(t, i++, T0 + 3600000), 0);
 	assert_int_equal(try_insert(t, i, T0 + 3600000), -EAGAIN);
@@ -2307,6 +2314,7 @@ test_rate_limit(void **state)
 	t = table_of(&c);
 	assert_int_equal(try_insert(t, 0, T0), 0);
 	assert_int_equal(try_insert(t, 1, T0), -EAGAIN);
+	assert_int_equal(sg_flow_rate_room(t, T0 + (UINT64_C(1) << 33)), 1);
 	assert_int_equal(try_insert(t, 1, T0 + (UINT64_C(1) << 33)), 0);
 	sg_flow_table_free(t);
 
@@ -2330,6 +2338,8 @@ test_rate_limit(void **state)
 	/* Rate 0: no limit. */
 	c = conf_of("rate3", 500);
 	t = table_of(&c);
+	assert_int_equal(sg_flow_rate_room(t, T0), UINT32_MAX);
+	assert_int_equal(sg_flow_rate_room(NULL, T0), UINT32_MAX);
 	for (i = 0; i < 500; i++)
 		assert_int_equal(try_insert(t, i, T0), 0);
 	assert_int_equal(sg_flow_stats(t)->rate_limited, 0);
