@@ -744,8 +744,14 @@ dp_new_create(struct sg_dp_worker *w, struct dp_new_burst *nb, struct rte_mbuf *
 		flow_new(w, m, pi, key, e, via_any, NULL, now);
 		return;
 	}
-	plans_advance(w, nb);
-	p = &nb->plan[nb->next++];
+	p = &nb->plan[nb->next];
+	/*
+	 * The flows from the first one over the rate on need no stage: those
+	 * are over it too, or need none anyway (dp_new_add()).
+	 */
+	if (!p->over_rate)
+		plans_advance(w, nb);
+	nb->next++;
 	flow_new(w, m, pi, key, e, via_any, p, now);
 }
 
