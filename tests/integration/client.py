@@ -48,6 +48,11 @@ packets and exits.
       COUNT first fragments (MF set, never completed) of COUNT different
       datagrams to HOST:PORT, from source ports 40000 up. Prints nothing.
 
+  client.py syn-flood HOST PORT SPORT COUNT
+      COUNT TCP SYNs to HOST:PORT (IPv4), from source ports SPORT up, one
+      each, sent as fast as scapy can; their answers are left to the
+      kernel. Prints nothing.
+
   client.py too-big SRC DST MTU QSRC QSPORT QDST QDPORT
       ICMP "fragmentation needed" (type 3 code 4, next-hop MTU), or for
       IPv6 addresses ICMPv6 "packet too big", from SRC to DST quoting a UDP
@@ -239,6 +244,14 @@ def frag_flood(host, port, count):
     return 0
 
 
+def syn_flood(host, port, sport, count):
+    sc = scapy()
+    sc.send([sc.IP(dst=host) / sc.TCP(sport=sport + i, dport=port, flags="S",
+                                      seq=1000 + i)
+             for i in range(count)])
+    return 0
+
+
 def too_big(src, dst, mtu, qsrc, qsport, qdst, qdport):
     sc = scapy()
     udp = sc.UDP(sport=qsport, dport=qdport) / (b"q" * 32)
@@ -264,6 +277,9 @@ def main(argv):
                          argv[5])
         if argv[:1] == ["frag-flood"] and len(argv) == 4:
             return frag_flood(argv[1], int(argv[2]), int(argv[3]))
+        if argv[:1] == ["syn-flood"] and len(argv) == 5:
+            return syn_flood(argv[1], int(argv[2]), int(argv[3]),
+                             int(argv[4]))
         if argv[:1] == ["too-big"] and len(argv) == 8:
             return too_big(argv[1], argv[2], int(argv[3]), argv[4],
                            int(argv[5]), argv[6], int(argv[7]))
