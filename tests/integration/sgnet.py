@@ -1084,6 +1084,18 @@ class Setup:
         self.gw.start()
         return self
 
+    def start_case(self, tap, what, *detail, before_gateway=None):
+        """start() as the TAP case `what` (detail: said when it passes).
+        If it fails: not ok with the error and svcgw's last lines, and the
+        error raised again, so that run_test() fails the cases left."""
+        try:
+            self.start(before_gateway)
+        except Exception as e:
+            tap.ok(False, what, str(e), self.gw.tail() if self.gw else "")
+            raise
+        tap.ok(True, what, *detail)
+        return self
+
 
 def curl_spread(ns, url, ports, workers=8, max_time=5, local_addr=None):
     """curl url once from each local port; (pod names answered in port

@@ -32,13 +32,7 @@ def main():
 
 def run(tap, h):
     s = sgnet.Setup(h)
-    try:
-        s.start()
-        tap.ok(True, "svcgw starts and says ready")
-    except Exception as e:
-        tap.ok(False, "svcgw starts and says ready", str(e),
-               s.gw.tail() if s.gw else "")
-        raise
+    s.start_case(tap, "svcgw starts and says ready")
     pods = {a for _, a in PODS}
     for i, (name, proto, dst, cport, tport) in enumerate(EXCHANGES):
         cpcap, ppcap = h.path(f"client{i}.pcap"), h.path(f"pods{i}.pcap")

@@ -115,13 +115,7 @@ def main():
 
 def run(tap, h):
     s = sgnet.Setup(h, services=services(), ipv6=True)
-    try:
-        s.start()
-        tap.ok(True, "svcgw starts and says ready")
-    except Exception as e:
-        tap.ok(False, "svcgw starts and says ready", str(e),
-               s.gw.tail() if s.gw else "")
-        raise
+    s.start_case(tap, "svcgw starts and says ready")
     sgnet.run(["ip", "addr", "add", f"{FAMILIES[0].router}/24", "dev",
                "eth0"], ns=s.topo.client)
     for fam in FAMILIES:

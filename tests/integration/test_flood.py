@@ -34,13 +34,7 @@ def main():
 
 def run(tap, h):
     s = sgnet.Setup(h, extra={"flow_rate": RATE})
-    try:
-        s.start()
-        tap.ok(True, "svcgw starts and says ready")
-    except Exception as e:
-        tap.ok(False, "svcgw starts and says ready", str(e),
-               s.gw.tail() if s.gw else "")
-        raise
+    s.start_case(tap, "svcgw starts and says ready")
     c, gw = s.topo.client, s.gw
     dl = sgnet.Download(h, c, sgnet.url(VIP, 80, "/stream"), DOWNLOAD_BYTES,
                         DOWNLOAD_SECONDS, "flood")

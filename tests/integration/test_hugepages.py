@@ -26,13 +26,7 @@ def run(tap, h):
     eal = ["--file-prefix=" + h.prefix, "--huge-dir=" + mnt,
            "-m", str(MEGABYTES), "--no-pci"] + sgnet.eal_lcores(1)
     s = sgnet.Setup(h, extra={"eal": eal})
-    try:
-        s.start()
-        tap.ok(True, "svcgw starts on hugepages and says ready", *eal)
-    except Exception as e:
-        tap.ok(False, "svcgw starts on hugepages and says ready", str(e),
-               s.gw.tail() if s.gw else "")
-        raise
+    s.start_case(tap, "svcgw starts on hugepages and says ready", *eal)
     c, gw = s.topo.client, s.gw
 
     used = [f for f in os.listdir(mnt) if f.startswith(h.prefix + "map_")]

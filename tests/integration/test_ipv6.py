@@ -72,13 +72,8 @@ def run(tap, h):
         s.decap_log = sgnet.start_decap(h, s.topo, GUE_PORT)
         s.announce = sgnet.Capture(h, s.topo.client, "eth0",
                                    "icmp6 and ip6[40] == 136", announce)
-    try:
-        s.start(before_gateway)
-        tap.ok(True, "svcgw starts dual-stack and says ready")
-    except Exception as e:
-        tap.ok(False, "svcgw starts dual-stack and says ready", str(e),
-               s.gw.tail() if s.gw else "")
-        raise
+    s.start_case(tap, "svcgw starts dual-stack and says ready",
+                 before_gateway=before_gateway)
     c, gw = s.topo.client, s.gw
     gw_mac = sgnet.run(["cat", "/sys/class/net/gw-ext/address"],
                        ns=s.topo.gw).stdout.strip()

@@ -126,14 +126,8 @@ def run(tap, h):
         s.topo.hold_vips(DSR_VIPS)
         s.pods.add("dsr", DSR_VIPS, [80], 53)
         s.decap_log = sgnet.start_decap(h, s.topo, GUE_PORT)
-    try:
-        s.start(before_gateway)
-        tap.ok(True, "svcgw starts with six dual-stack services, one per "
-               "mode, and says ready")
-    except Exception as e:
-        tap.ok(False, "svcgw starts with six dual-stack services, one per "
-               "mode, and says ready", str(e), s.gw.tail() if s.gw else "")
-        raise
+    s.start_case(tap, "svcgw starts with six dual-stack services, one per "
+                 "mode, and says ready", before_gateway=before_gateway)
     pods_mac = sgnet.run(["cat", "/sys/class/net/eth0/address"],
                          ns=s.topo.pods).stdout.strip()
     for fam_name, fam in FAMILIES:

@@ -62,13 +62,7 @@ def wait_header(path, proc, timeout=5):
 
 def run(tap, h):
     s = sgnet.Setup(h)
-    try:
-        s.start()
-        tap.ok(True, "svcgw starts and says ready")
-    except Exception as e:
-        tap.ok(False, "svcgw starts and says ready", str(e),
-               s.gw.tail() if s.gw else "")
-        raise
+    s.start_case(tap, "svcgw starts and says ready")
     c, gw = s.topo.client, s.gw
 
     body, hdr = h.path("stream.bin"), h.path("stream.hdr")

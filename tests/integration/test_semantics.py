@@ -132,14 +132,8 @@ def whoami(c, vip, port, ports):
 def run(tap, h):
     s = sgnet.Setup(h, services=services(), ipv6=True, return_routes=True,
                     http_ports=(8080, 8081))
-    try:
-        s.start()
-        tap.ok(True, "svcgw starts with the semantics services, dual-stack, "
-               "and says ready")
-    except Exception as e:
-        tap.ok(False, "svcgw starts with the semantics services, dual-stack, "
-               "and says ready", str(e), s.gw.tail() if s.gw else "")
-        raise
+    s.start_case(tap, "svcgw starts with the semantics services, dual-stack, "
+                 "and says ready")
     c, gw = s.topo.client, s.gw
     sgnet.run(["ip", "-n", c, "addr", "add", f"{OUT4}/24", "dev", "eth0"])
     sgnet.run(["ip", "-n", c, "addr", "add", f"{OUT6}/64", "dev", "eth0"])

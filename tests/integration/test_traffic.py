@@ -48,13 +48,7 @@ def main():
 
 def run(tap, h):
     s = sgnet.Setup(h)
-    try:
-        s.start()
-        tap.ok(True, "svcgw starts on the demo topology and says ready")
-    except Exception as e:
-        tap.ok(False, "svcgw starts on the demo topology and says ready",
-               str(e), s.gw.tail() if s.gw else "")
-        raise
+    s.start_case(tap, "svcgw starts on the demo topology and says ready")
     c = s.topo.client
     gw = s.gw
 

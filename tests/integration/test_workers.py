@@ -27,14 +27,8 @@ def main():
 
 def run(tap, h):
     s = sgnet.Setup(h, workers=2)
-    try:
-        s.start()
-        tap.ok(True, "svcgw starts with two workers and says ready",
-               *s.settings()["eal"])
-    except Exception as e:
-        tap.ok(False, "svcgw starts with two workers and says ready",
-               str(e), s.gw.tail() if s.gw else "")
-        raise
+    s.start_case(tap, "svcgw starts with two workers and says ready",
+                 *s.settings()["eal"])
     c, gw = s.topo.client, s.gw
 
     names, bad = sgnet.curl_spread(c, f"http://{VIP}/",
