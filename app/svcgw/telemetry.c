@@ -359,7 +359,8 @@ cmd_flows(const char *cmd, const char *params, struct rte_tel_data *d)
 		(void)sg_dp_sample_request(a->workers[i], want);
 	until = rte_get_tsc_cycles() + SAMPLE_WAIT_MS * a->tsc_per_ms;
 	left = want;
-	for (unsigned int i = 0; i < a->ctx.n_workers && left > 0; i++) {
+	/* Every worker, even once the rows are all taken: each was asked. */
+	for (unsigned int i = 0; i < a->ctx.n_workers; i++) {
 		const struct sg_dp_sample *s;
 
 		while ((s = sg_dp_sample_ready(a->workers[i])) == NULL &&
