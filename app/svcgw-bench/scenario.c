@@ -41,6 +41,16 @@
 #define RX_RING 4096
 /* Traffic before the window opens: caches, the flow table and the TLB warm. */
 #define WARM_SECONDS 0.2
+/* The SYN timeout of scenarios with new flows (write_conf() says why). */
+#define SYN_TIMEOUT_SECONDS 1
+/*
+ * Their warm-up also lasts until flows expire as fast as they are made:
+ * the first ones expire after the timeout, and the sweep, which visits the
+ * table twice a timeout, reaches them within half of it more. A window
+ * before that would leave out the cost of removing flows, which under a
+ * lasting flood is as much part of a new flow as making it.
+ */
+#define WARM_SECONDS_CHURN (WARM_SECONDS + 1.5 * SYN_TIMEOUT_SECONDS)
 /* A smoke run's: short enough that new flows cannot fill its small table first. */
 #define WARM_SECONDS_QUICK 0.02
 /* How long opening the established flows may take at worst. */
@@ -113,11 +123,17 @@ secs(uint64_t cycles)
 	return (double)cycles / (double)rte_get_tsc_hz();
 }
 
+static bool
+has_new_flows(const struct bench_scenario *sc)
+{
+	return sc->kind == BENCH_NEW || sc->kind == BENCH_MIXED;
+}
+
 /* Table sizes for a scenario: room for every flow it can create. */
 static uint32_t
 flow_capacity(const struct bench_scenario *sc, const struct bench_opts *o)
 {
-	if (sc->kind == BENCH_NEW || sc->kind == BENCH_MIXED)
+	if (has_new_flows(sc))
 		return o->quick ? 262144 : 8u << 20;
 	return sc->flows < 65536 ? 65536 : sc->flows + sc->flows / 4;
 }
@@ -151,13 +167,14 @@ write_conf(const char *path, const struct bench_scenario *sc, const struct bench
 	/*
 	 * New flows are SYNs that never complete: with the default 30 s they
 	 * would fill any table within seconds and the rest of the run would
-	 * measure refusals. After 1 s they expire, and the sweep, which visits
-	 * the table twice a timeout, frees them within 1.5 s: 8M entries hold
-	 * that long at 5M new flows a second. A full table shows up as drops
-	 * (drop_flow_full), never as faster figures.
+	 * measure refusals. After SYN_TIMEOUT_SECONDS they expire, and the
+	 * sweep, which visits the table twice a timeout, frees them within
+	 * 1.5 times that: 8M entries hold that long at 5M new flows a second.
+	 * A full table shows up as drops (drop_flow_full), never as faster
+	 * figures.
 	 */
-	if (sc->kind == BENCH_NEW || sc->kind == BENCH_MIXED)
-		fprintf(f, "timeouts = { tcp_syn = 1; };\n");
+	if (has_new_flows(sc))
+		fprintf(f, "timeouts = { tcp_syn = %u; };\n", SYN_TIMEOUT_SECONDS);
 	if (sc->flow_rate != 0)
 		fprintf(f, "flow_rate = %u;\n", sc->flow_rate);
 	return fclose(f) == 0 ? 0 : -errno;
@@ -423,6 +440,14 @@ first_pool(const struct sg_app *a)
 	return NULL;
 }
 
+static double
+warm_seconds(const struct bench_scenario *sc, const struct bench_opts *o)
+{
+	if (o->quick)
+		return WARM_SECONDS_QUICK;
+	return has_new_flows(sc) ? WARM_SECONDS_CHURN : WARM_SECONDS;
+}
+
 static struct rte_ring *
 ring_new(const char *what, unsigned int i)
 {
@@ -529,8 +554,7 @@ bench_run(const struct bench_scenario *sc, const struct bench_opts *o, struct be
 	r->setup_seconds = secs(rte_get_tsc_cycles() - t0);
 	if (rc == 0) {
 		start = rte_get_tsc_cycles();
-		drive(&rn, new_every, start + (uint64_t)((o->quick ? WARM_SECONDS_QUICK :
-								   WARM_SECONDS) * rte_get_tsc_hz()));
+		drive(&rn, new_every, start + (uint64_t)(warm_seconds(sc, o) * rte_get_tsc_hz()));
 		snapshot(a, base, &s0);
 		drive_window(&rn, new_every, &s0, o->seconds, o->quick ? SMOKE_MIN_PACKETS : 0,
 			     &s1);
