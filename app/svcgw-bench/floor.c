@@ -20,7 +20,7 @@ bench_floor_create(const struct sg_flow_memory *m, int socket_id)
 	uint64_t n_entries = m->entries / sizeof(struct bench_floor_line);
 	struct bench_floor *f;
 
-	if (n_index == 0 || !rte_is_power_of_2(n_index) || n_index > UINT32_MAX ||
+	if (n_index == 0 || n_index > UINT32_MAX ||
 	    n_entries == 0 || n_entries > UINT32_MAX) {
 		errno = EINVAL;
 		return NULL;
@@ -34,7 +34,7 @@ bench_floor_create(const struct sg_flow_memory *m, int socket_id)
 					RTE_CACHE_LINE_SIZE, socket_id);
 	if (f->index == NULL || f->entries == NULL)
 		goto nomem;
-	f->index_mask = (uint32_t)(n_index - 1);
+	f->n_index = (uint32_t)n_index;
 	f->n_entries = (uint32_t)n_entries;
 	/* What a bucket names must be read before its entry can be fetched. */
 	for (uint64_t i = 0; i < n_index; i++)
@@ -85,7 +85,7 @@ bench_floor_touch(struct bench_floor *f, struct rte_mbuf *const *pkts, unsigned 
 	RTE_ASSERT(n <= SG_MAX_BURST);
 	for (i = 0; i < n; i++) {
 		h[i] = tuple_hash(pkts[i]);
-		bkt[i] = &f->index[h[i] & f->index_mask];
+		bkt[i] = &f->index[(uint64_t)h[i] * f->n_index >> 32];
 		rte_prefetch0(bkt[i]);
 	}
 	for (i = 0; i < n; i++) {

@@ -27,14 +27,14 @@ struct bench_floor_line {
 struct bench_floor {
 	struct bench_floor_line *index;	  /* w[0] random: it picks the entry */
 	struct bench_floor_line *entries; /* w[0] counts the packets that touched it */
-	uint32_t index_mask;
+	uint32_t n_index;
 	uint32_t n_entries;
 };
 
 /*
  * Arrays of m->index and m->entries bytes (sg_flow_table_memory()) on
- * socket_id. Returns NULL with errno: EINVAL if the index is not a power
- * of two of cache lines or there are no entries, ENOMEM.
+ * socket_id. Returns NULL with errno: EINVAL if either is empty (or over
+ * 2^32 lines), ENOMEM.
  */
 struct bench_floor *bench_floor_create(const struct sg_flow_memory *m, int socket_id);
 

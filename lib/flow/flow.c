@@ -460,7 +460,7 @@ sg_flow_table_create(const struct sg_flow_conf *conf)
 	}
 	memcpy(t->name, conf->name, nlen + 1);
 	SG_LOG(flow, DEBUG, "%s: %u flows (%u IPv6), %u index buckets, on socket %d", t->name,
-	       t->max_flows, t->max_flows6, t->idx.mask + 1, conf->socket_id);
+	       t->max_flows, t->max_flows6, t->idx.n, conf->socket_id);
 	return t;
 
 free_addr6:
@@ -886,7 +886,7 @@ sg_flow_table_memory(const struct sg_flow_table *t, struct sg_flow_memory *m)
 	memset(m, 0, sizeof(*m));
 	if (t == NULL)
 		return;
-	m->index = ((uint64_t)t->idx.mask + 1) * sizeof(*t->idx.bkt);
+	m->index = (uint64_t)t->idx.n * sizeof(*t->idx.bkt);
 	m->entries = (uint64_t)t->max_flows * sizeof(*t->flows);
 	m->addr6 = (uint64_t)t->max_flows6 * sizeof(*t->addr6);
 }
@@ -927,7 +927,7 @@ flow_table_index_info(const struct sg_flow_table *t, struct flow_index_info *inf
 {
 	const struct flow_index *x = &t->idx;
 
-	info->buckets = x->mask + 1;
+	info->buckets = x->n;
 	info->bytes = (uint64_t)info->buckets * sizeof(struct flow_bucket);
 	info->keys = x->keys;
 	info->spilled = x->spilled;
@@ -1018,7 +1018,7 @@ flow_table_check(const struct sg_flow_table *t, char *why, size_t len)
 {
 	const struct flow_index *x = &t->idx;
 	uint64_t keys = 0, spilled = 0, want_keys = 0;
-	uint32_t nb = x->mask + 1;
+	uint32_t nb = x->n;
 	uint32_t *spill;
 	int rc = -1;
 

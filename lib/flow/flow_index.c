@@ -18,9 +18,9 @@
 int
 flow_index_init(struct flow_index *x, uint64_t keys, uint32_t seed, int socket_id)
 {
-	/* Half full at most: two slots for every key. */
-	uint64_t want = (2 * keys + FLOW_SLOTS - 1) / FLOW_SLOTS;
-	uint64_t n = rte_align64pow2(RTE_MAX(want, UINT64_C(2)));
+	/* Half full at most: two slots for every key; even (flow_index_other()). */
+	uint64_t n = RTE_ALIGN_CEIL(RTE_MAX((2 * keys + FLOW_SLOTS - 1) / FLOW_SLOTS,
+					    UINT64_C(2)), UINT64_C(2));
 
 	memset(x, 0, sizeof(*x));
 	if (n > (UINT64_C(1) << 31))
@@ -29,8 +29,7 @@ flow_index_init(struct flow_index *x, uint64_t keys, uint32_t seed, int socket_i
 				    socket_id);
 	if (x->bkt == NULL)
 		return -ENOMEM;
-	x->mask = (uint32_t)(n - 1);
-	x->shift = (uint8_t)(32 - rte_log2_u64(n));
+	x->n = (uint32_t)n;
 	x->seed = seed;
 	return 0;
 }

@@ -13,11 +13,14 @@
  * knows keys only by signature and never compares them.
  *
  * A signature is CRC32c of the key's tuple with the table's seed, top bit
- * set so that it never equals an empty slot's 0. Its low bits pick the
- * key's primary bucket; its other bucket is the primary XORed with a value
- * computed from the signature alone, so that a slot can move between its two
- * buckets without its key (partial-key cuckoo hashing: Pagh and Rodler,
- * "Cuckoo hashing", ESA 2001; Fan et al., MemC3, NSDI'13 §3.1).
+ * set so that it never equals an empty slot's 0. It picks the key's
+ * primary bucket; its other bucket is computed from the primary and
+ * the signature alone, so that a slot can move between its two buckets
+ * without its key (partial-key cuckoo hashing: Pagh and Rodler, "Cuckoo
+ * hashing", ESA 2001; Fan et al., MemC3, NSDI'13 §3.1). Neither needs the
+ * bucket count to be a power of two, so the index is sized to its keys: a
+ * power of two would cost up to twice the memory, and the index is most of
+ * what a flow lookup reads at random.
  *
  * Inserts fill the primary bucket first and each bucket counts its own keys
  * that live elsewhere (meta), so a lookup that misses in the primary reads
@@ -92,9 +95,8 @@ _Static_assert(sizeof(struct flow_bucket) == RTE_CACHE_LINE_SIZE, "a bucket is o
 struct flow_index {
 	/* Read by every lookup. */
 	struct flow_bucket *bkt;
-	uint32_t mask;		/* buckets - 1 */
+	uint32_t n;		/* buckets: even */
 	uint32_t seed;
-	uint8_t shift;		/* 32 - log2(buckets) */
 
 	/* The stash, unordered: entries [0, stash_n). */
 	uint32_t stash_n;
@@ -150,22 +152,36 @@ flow_key_sig(uint32_t seed, const struct sg_flow_key *k)
 			flow_crc8(w[0], seed))))) | FLOW_SIG_VALID;
 }
 
+/* v scaled to [0, n): a multiply and a shift, not a division (Lemire, 2019). */
+static inline uint32_t
+flow_index_scale(uint32_t v, uint32_t n)
+{
+	return (uint32_t)(((uint64_t)v * n) >> 32);
+}
+
+/*
+ * The signature multiplied by an odd constant, so that the high bits that
+ * the scaling keeps depend on all of its bits, and scaled to the buckets.
+ */
 static inline uint32_t
 flow_index_primary(const struct flow_index *x, uint32_t sig)
 {
-	return sig & x->mask;
+	return flow_index_scale(sig * 0x85ebca6bu, x->n);
 }
 
 /*
  * The other bucket of a signature found in bucket b, whichever of its two
- * b is. The distance is odd, so the two buckets always differ, and it
- * takes the signature's high bits, so that keys of one primary bucket
- * spread over many others.
+ * b is: (h - b) mod n, with h from the signature alone, so that keys of
+ * one primary bucket spread over many others. It is its own inverse, and
+ * with h odd and n even the two buckets are of opposite parity, so they
+ * always differ.
  */
 static inline uint32_t
 flow_index_other(const struct flow_index *x, uint32_t b, uint32_t sig)
 {
-	return b ^ (((sig * 0x9e3779b1u) >> x->shift) | 1u);
+	uint32_t h = flow_index_scale(sig * 0x9e3779b1u, x->n) | 1u;
+
+	return h >= b ? h - b : h - b + x->n;
 }
 
 /* Bit i set where slot i holds sig (0 finds the empty slots). */

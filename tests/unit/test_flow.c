@@ -1536,7 +1536,7 @@ test_search_two_moves(void **state)
 /*
  * The keys of one primary bucket must not all share one other bucket, or a
  * crowded bucket pair could only spill into each other: the other bucket
- * comes from the signature's high bits.
+ * comes from the signature through a multiply, not from the primary alone.
  */
 static void
 test_other_buckets_spread(void **state)
@@ -2147,7 +2147,10 @@ test_sweep_batches(void **state)
 
 /* --- capacity, rate ------------------------------------------------------- */
 
-/* The arrays' sizes: two slots of the index for every key of a full table. */
+/*
+ * The arrays' sizes: two slots of the index for every key of a full table,
+ * and no more than an even count of buckets needs (not a power of two).
+ */
 static void
 test_table_memory(void **state)
 {
@@ -2163,7 +2166,7 @@ test_table_memory(void **state)
 	flow_table_index_info(t, &info);
 	assert_int_equal(m.index, info.bytes);
 	assert_int_equal(m.index, (uint64_t)info.buckets * RTE_CACHE_LINE_SIZE);
-	assert_true(info.buckets * 7 >= 2 * 2 * 1000);
+	assert_int_equal(info.buckets, 572);	/* 4,000 slots / 7, rounded up to even */
 	assert_int_equal(m.entries, 1000 * RTE_CACHE_LINE_SIZE);
 	assert_int_equal(m.addr6, 10 * sizeof(struct sg_flow_addr6));
 	sg_flow_table_free(t);
@@ -2229,7 +2232,7 @@ try_insert(struct sg_flow_table *t, uint32_t i, uint64_t now)
 static void
 test_full_at_worst_load(void **state)
 {
-	/* 4 x max_flows / FLOW_SLOTS buckets: a power of two, no slack. */
+	/* 4 x max_flows / FLOW_SLOTS buckets, even: no slack. */
 	const uint32_t max_flows = FLOW_SLOTS * (1u << 14) / 4;
 	struct sg_flow_table *t = table("worst", max_flows);
 	struct flow_index_info info;
@@ -2244,8 +2247,11 @@ test_full_at_worst_load(void **state)
 	assert_int_equal(info.keys, 2 * max_flows);
 	assert_int_equal(info.keys * 2, (uint64_t)info.buckets * FLOW_SLOTS);
 	assert_int_equal(info.stash_n, 0);
-	/* Poisson(3.5) above 7 is about 1 % of buckets; their excess is less. */
-	if (info.spilled * 100 > info.keys)
+	/*
+	 * Keys placed at random, 3.5 a bucket (Poisson), overflow seven slots
+	 * by 1.18 % of the keys on average.
+	 */
+	if (info.spilled * 1000 > info.keys * 15)
 		fail_msg("%" PRIu64 " of %" PRIu64 " keys out of their primary bucket",
 			 info.spilled, info.keys);
 	check_index(t);
@@ -2401,7 +2407,8 @@ test_million(void **state)
 	flow_table_index_info(t, &info);
 	assert_int_equal(info.keys, 2 * MILLION);
 	assert_int_equal(info.stash_n, 0);
-	if (info.spilled * 1000 > info.keys)
+	/* 3.34 keys a bucket at random overflow seven slots by 0.95 % of them. */
+	if (info.spilled * 1000 > info.keys * 12)
 		fail_msg("%" PRIu64 " keys out of their primary bucket", info.spilled);
 	check_index(t);
 
