@@ -22,6 +22,7 @@ enum bench_kind {
 	BENCH_ESTABLISHED, /* packets of flows created beforehand */
 	BENCH_NEW,	   /* every packet a new flow: a SYN flood */
 	BENCH_MIXED,	   /* established, and one packet in ten a new flow */
+	BENCH_FULL,	   /* a SYN flood once it has filled the flow table */
 };
 
 /* Whether a scenario runs the baseline's worker: no services, no svcgw code. */
@@ -34,7 +35,7 @@ bench_kind_is_base(enum bench_kind kind)
 struct bench_scenario {
 	const char *name;
 	enum bench_kind kind;
-	uint32_t flows;	   /* established flows */
+	uint32_t flows;	   /* established flows; BENCH_FULL: the table's size */
 	uint32_t services;
 	uint32_t backends; /* per service */
 	uint8_t mode;	   /* enum sg_svc_mode of every service */

@@ -69,6 +69,8 @@ static const struct bench_scenario scenarios[] = {
 	  "syn-flood with flow_rate 100000: the new flows beyond it dropped" },
 	{ "syn-guard-dsr", BENCH_NEW, 0, 100, 10, DSR, 4, 100000,
 	  "syn-flood-dsr with flow_rate 100000: the rest sent by Maglev alone" },
+	{ "syn-full", BENCH_FULL, 1000000, 100, 10, NAT, 4, UNLIMITED,
+	  "syn-flood once it has filled a table of 1M flows: every SYN refused" },
 	{ "mixed", BENCH_MIXED, 100000, 100, 10, NAT, 4, UNLIMITED,
 	  "established TCP, 100k flows, and one packet in ten a new flow" },
 };
@@ -84,6 +86,7 @@ static const struct bench_scenario quick[] = {
 	{ "syn-flood", BENCH_NEW, 0, 4, 10, NAT, 4, UNLIMITED, "every packet a new flow" },
 	{ "mixed", BENCH_MIXED, 1000, 4, 10, NAT, 4, UNLIMITED, "established and new" },
 	{ "syn-guard", BENCH_NEW, 0, 4, 10, NAT, 4, 1000, "new flows beyond 1000/s dropped" },
+	{ "syn-full", BENCH_FULL, 1024, 4, 10, NAT, 4, UNLIMITED, "new flows, the table full" },
 };
 
 static void
@@ -254,6 +257,16 @@ print_json(const struct bench_opts *o, const struct bench_result *res, size_t n)
 }
 
 /*
+ * A NAT flood against a full table: every SYN is dropped, as a flow
+ * without state could not be translated. DSR forwards them without state.
+ */
+static bool
+refuses_all(const struct bench_scenario *sc)
+{
+	return sc->kind == BENCH_FULL && sc->mode != DSR;
+}
+
+/*
  * Every chosen scenario once, the baseline first: each figure is a ratio
  * to the baseline of its own round. Returns the number of failed runs.
  */
@@ -278,7 +291,14 @@ run_round(const struct bench_scenario *const *chosen, size_t n, const struct ben
 			base_capacity = r->capacity_mpps;
 			r->ratio = 1.0;
 		}
-		if (r->ok && r->sc->kind != BENCH_BASELINE && r->forwarded == 0) {
+		if (r->ok && refuses_all(r->sc) && (r->flows_created != 0 || r->forwarded != 0)) {
+			r->ok = false;
+			snprintf(r->error, sizeof(r->error),
+				 "the table was not full: %" PRIu64 " flows made, %" PRIu64
+				 " packets forwarded", r->flows_created, r->forwarded);
+			failed++;
+		} else if (r->ok && !refuses_all(r->sc) && r->sc->kind != BENCH_BASELINE &&
+			   r->forwarded == 0) {
 			r->ok = false;
 			snprintf(r->error, sizeof(r->error), "nothing forwarded (%" PRIu64 " dropped)",
 				 r->dropped);

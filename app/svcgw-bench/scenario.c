@@ -51,6 +51,8 @@
  * lasting flood is as much part of a new flow as making it.
  */
 #define WARM_SECONDS_CHURN (WARM_SECONDS + 1.5 * SYN_TIMEOUT_SECONDS)
+/* BENCH_FULL: its flows never expire within --seconds' limit (600 s). */
+#define FULL_SYN_TIMEOUT_SECONDS 3600
 /* A smoke run's: short enough that new flows cannot fill its small table first. */
 #define WARM_SECONDS_QUICK 0.02
 /* How long opening the established flows may take at worst. */
@@ -133,6 +135,8 @@ has_new_flows(const struct bench_scenario *sc)
 static uint32_t
 flow_capacity(const struct bench_scenario *sc, const struct bench_opts *o)
 {
+	if (sc->kind == BENCH_FULL)
+		return sc->flows;	/* and nothing expires during the run */
 	if (has_new_flows(sc))
 		return o->quick ? 262144 : 8u << 20;
 	return sc->flows < 65536 ? 65536 : sc->flows + sc->flows / 4;
@@ -175,6 +179,9 @@ write_conf(const char *path, const struct bench_scenario *sc, const struct bench
 	 */
 	if (has_new_flows(sc))
 		fprintf(f, "timeouts = { tcp_syn = %u; };\n", SYN_TIMEOUT_SECONDS);
+	/* A full table must stay full, however long the run. */
+	if (sc->kind == BENCH_FULL)
+		fprintf(f, "timeouts = { tcp_syn = %u; };\n", FULL_SYN_TIMEOUT_SECONDS);
 	if (sc->flow_rate != 0)
 		fprintf(f, "flow_rate = %u;\n", sc->flow_rate);
 	return fclose(f) == 0 ? 0 : -errno;
@@ -410,6 +417,29 @@ drive_window(const struct runner *rn, unsigned int new_every, const struct snaps
 	}
 }
 
+/* BENCH_FULL: flood until every worker has refused a flow for want of room. */
+static int
+fill_tables(const struct runner *rn, char *err, size_t errlen)
+{
+	uint64_t deadline = rte_get_tsc_cycles() +
+			    (uint64_t)(OPEN_TIMEOUT_SECONDS * rte_get_tsc_hz());
+	unsigned int w = 0;
+
+	while (w < rn->a->ctx.n_workers) {
+		if (sg_dp_worker_stats(rn->a->workers[w])->c[SG_DP_C_drop_flow_full] != 0) {
+			w++;
+			continue;
+		}
+		if (rte_get_tsc_cycles() >= deadline) {
+			snprintf(err, errlen, "worker %u's flow table not full after %.0f s", w,
+				 OPEN_TIMEOUT_SECONDS);
+			return -EIO;
+		}
+		run_turn(rn, 1);
+	}
+	return 0;
+}
+
 /* Send each established flow its SYN and wait for the workers to have made them all. */
 static int
 open_flows(const struct runner *rn, uint32_t n, char *err, size_t errlen)
@@ -469,7 +499,8 @@ bench_run(const struct bench_scenario *sc, const struct bench_opts *o, struct be
 	struct snapshot s0, s1;
 	struct sg_conf *c = NULL;
 	struct sg_app *a = NULL;
-	unsigned int new_every = sc->kind == BENCH_NEW ? 1 : sc->kind == BENCH_MIXED ? 10 : 0;
+	unsigned int new_every = sc->kind == BENCH_NEW || sc->kind == BENCH_FULL ? 1 :
+				 sc->kind == BENCH_MIXED ? 10 : 0;
 	uint64_t t0 = rte_get_tsc_cycles(), start;
 	int fd, rc;
 
@@ -550,7 +581,8 @@ bench_run(const struct bench_scenario *sc, const struct bench_opts *o, struct be
 	rn = (struct runner){ .a = a, .g = g, .base = base, .one_core = o->one_core };
 	rc = start_workers(a, base, floors, o->one_core);
 	if (rc == 0 && !base && sc->flows > 0)
-		rc = open_flows(&rn, sc->flows, r->error, sizeof(r->error));
+		rc = sc->kind == BENCH_FULL ? fill_tables(&rn, r->error, sizeof(r->error)) :
+		     open_flows(&rn, sc->flows, r->error, sizeof(r->error));
 	r->setup_seconds = secs(rte_get_tsc_cycles() - t0);
 	if (rc == 0) {
 		start = rte_get_tsc_cycles();
