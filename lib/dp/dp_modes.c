@@ -542,18 +542,31 @@ nat_may_start(struct rte_mbuf *m, const struct sg_pkt_info *pi)
 }
 
 /*
+ * The new flows the table takes now, the fewer of its free entries and
+ * the rate limit's, and the drop counter of those it does not.
+ */
+static void
+new_room(struct sg_dp_worker *w, struct dp_new_burst *nb, uint64_t now)
+{
+	uint32_t by_rate = sg_flow_rate_room(w->flows, now), entries = sg_flow_free(w->flows);
+
+	nb->room = RTE_MIN(by_rate, entries);
+	nb->refusal = entries < by_rate ? SG_DP_C_drop_flow_full : SG_DP_C_drop_flow_rate;
+}
+
+/*
  * The first stage, for every new flow of the burst at once: the hash, and
  * the fetch of the Maglev entry it picks. With session affinity the backend
  * is only known at creation (dp_affinity.c), so nothing is fetched.
  *
- * Under a flood, the flows the new-flow rate limit will refuse are known
- * now: those past the burst's room. They are marked, so that no SNAT port,
- * reverse key or bucket is worked out for them. The room is counted in
- * flows that would be inserted, a few of which may still not be (no
- * backend, a DSR backend of the other family, a second SYN of a flow made
- * earlier in the burst): in a burst that finds the bucket nearly empty,
- * those few tokens go unused, and such a second SYN past the room is
- * refused with the rest.
+ * Under a flood, the flows the table will refuse, for want of entries or
+ * over the new-flow rate, are known now: those past the burst's room. They
+ * are marked, so that no SNAT port, reverse key or bucket is worked out
+ * for them. The room is counted in flows that would be inserted, a few of
+ * which may still not be (no backend, a DSR backend of the other family, a
+ * second SYN of a flow made earlier in the burst): in a burst that finds
+ * the room nearly used up, those few entries or tokens go unused, and such
+ * a second SYN past the room is refused with the rest.
  */
 void
 dp_new_add(struct sg_dp_worker *w, struct dp_new_burst *nb, struct rte_mbuf *m,
@@ -568,11 +581,12 @@ dp_new_add(struct sg_dp_worker *w, struct dp_new_burst *nb, struct rte_mbuf *m,
 	p->rev_ready = false;
 	p->nat = e->mode == SG_SVC_MODE_NAT && snat_count(w->snat, key->family) != 0 &&
 		 nat_may_start(m, pi);
-	p->over_rate = false;
+	p->refused = false;
 	if (p->nat || e->mode != SG_SVC_MODE_NAT) {
 		if (nb->inserts++ == 0)
-			nb->room = sg_flow_rate_room(w->flows, now);
-		p->over_rate = nb->inserts > nb->room;
+			new_room(w, nb, now);
+		p->refused = nb->inserts > nb->room;
+		p->refusal = nb->refusal;
 	}
 	p->known = !(e->flags & SG_SVC_F_AFFINITY) && e->maglev_size != 0;
 	if (p->known)
@@ -592,7 +606,7 @@ plan_reverse(struct sg_dp_worker *w, struct dp_new_plan *p)
 	const struct sg_svc_backend *be;
 	uint16_t b;
 
-	if (!p->known || p->over_rate)
+	if (!p->known || p->refused)
 		return;
 	b = sg_svc_backend_for_hash(p->e, p->hash);
 	if (b == 0)
@@ -676,11 +690,11 @@ flow_new(struct sg_dp_worker *w, struct rte_mbuf *m, const struct sg_pkt_info *p
 		return;
 	}
 	be = &e->backends[b];
-	if (p != NULL && p->over_rate) {	/* no SNAT port or key was worked out */
+	if (p != NULL && p->refused) {	/* no SNAT port or key was worked out */
 		if (is_dsr(e->mode))
 			dsr_stateless(w, m, pi, key, be, e->mode, now);
 		else
-			dp_drop(w, m, SG_DP_C_drop_flow_rate);
+			dp_drop(w, m, p->refusal);
 		return;
 	}
 
@@ -746,10 +760,10 @@ dp_new_create(struct sg_dp_worker *w, struct dp_new_burst *nb, struct rte_mbuf *
 	}
 	p = &nb->plan[nb->next];
 	/*
-	 * The flows from the first one over the rate on need no stage: those
-	 * are over it too, or need none anyway (dp_new_add()).
+	 * The flows from the first refused one on need no stage: those are
+	 * refused too, or need none anyway (dp_new_add()).
 	 */
-	if (!p->over_rate)
+	if (!p->refused)
 		plans_advance(w, nb);
 	nb->next++;
 	flow_new(w, m, pi, key, e, via_any, p, now);

@@ -214,15 +214,17 @@ struct dp_new_plan {
 	bool nat;		/* will take a SNAT port */
 	bool known;		/* the backend is Maglev's, known ahead */
 	bool rev_ready;		/* rev worked out (a NAT flow's SNAT port taken), fetched */
-	bool over_rate;		/* beyond the new-flow rate: refused before any work */
+	bool refused;		/* beyond the burst's room: refused before any work */
+	enum sg_dp_counter refusal;	/* if refused, its drop counter in nat and dnat */
 };
 
 /* The new flows of a burst, in the order they are created. */
 struct dp_new_burst {
 	struct dp_new_plan plan[SG_MAX_BURST];
 	unsigned int n;		/* planned */
-	unsigned int inserts;	/* of which would be inserted, over_rate ones included */
-	uint32_t room;		/* new flows the rate limit admits (sg_flow_rate_room()) */
+	unsigned int inserts;	/* of which would be inserted, refused ones included */
+	uint32_t room;		/* new flows the table takes: free entries, rate limit */
+	enum sg_dp_counter refusal;	/* the drop counter of refused nat and dnat flows */
 	unsigned int ahead;	/* of which with their reverse key fetched */
 	unsigned int probed;	/* of which with their bucket checked */
 	unsigned int next;	/* the next to create */

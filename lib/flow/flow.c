@@ -374,6 +374,12 @@ sg_flow_rate_room(struct sg_flow_table *t, uint64_t now)
 	return (uint32_t)(t->tokens / MILLI);	/* at most the burst, a uint32_t */
 }
 
+uint32_t
+sg_flow_free(const struct sg_flow_table *t)
+{
+	return t != NULL ? t->max_flows - t->count : 0;
+}
+
 struct sg_flow_table *
 sg_flow_table_create(const struct sg_flow_conf *conf)
 {

@@ -294,6 +294,15 @@ int sg_flow_insert(struct sg_flow_table *t, const struct sg_flow_key *fwd,
 uint32_t sg_flow_rate_room(struct sg_flow_table *t, uint64_t now);
 
 /*
+ * How many more flows the table has entries for now (expired flows the
+ * sweep has not removed yet hold theirs); 0 if t is NULL. With none,
+ * sg_flow_insert() refuses every flow as -ENOSPC; it may also refuse an
+ * IPv6 flow beyond max_flows_v6, or the rare key whose index buckets are
+ * full. Fast path.
+ */
+uint32_t sg_flow_free(const struct sg_flow_table *t);
+
+/*
  * Remove a flow and its keys; its entry is reused by later inserts.
  * Returns 0, or -EINVAL if t or f is NULL, f is not an entry of t, or f is
  * not in use (already deleted or expired).

@@ -2819,6 +2819,56 @@ test_snat_pairs(void **state)
 	E.snat.n4 = 1;
 }
 
+/* Worker 0 anew, with wc. */
+static void
+worker0_recreate(const struct sg_dp_worker_conf *wc)
+{
+	sg_dp_worker_free(E.w[0]);
+	E.w[0] = sg_dp_worker_create(&E.ctx, wc);
+	assert_non_null(E.w[0]);
+}
+
+#define FLOOD_SYNS 8
+
+/*
+ * FLOOD_SYNS SYNs from C4 in one burst, source ports from sport, to the
+ * nat VIP or to the dsr-ipip one. `made` of them make flows; the others
+ * are refused and counted as refusal: in nat dropped (the first SYNs make
+ * the flows, with SNAT ports in turn from the first), in DSR sent to
+ * Maglev's pod all the same.
+ */
+static void
+syn_flood(bool dsr, uint16_t sport, unsigned int made, unsigned int refusal)
+{
+	uint8_t f[FLOOD_SYNS][FRAME_MAX], port[FLOOD_SYNS];
+	unsigned int out = dsr ? FLOOD_SYNS : made;
+	struct pkt p[FLOOD_SYNS];
+	uint32_t len[FLOOD_SYNS];
+	struct sg_dp_stats s0, s1;
+
+	for (unsigned int i = 0; i < FLOOD_SYNS; i++) {
+		p[i] = pkt_new(TCP, C4, (uint16_t)(sport + i), dsr ? "192.0.2.12" : "192.0.2.10",
+			       80);
+		if (dsr)
+			p[i].pad_to = 0;	/* the datagram alone goes inside */
+		len[i] = build(f[i], &p[i]);
+		port[i] = P_EXT;
+	}
+	s0 = stats(0);
+	inject_burst(0, f, len, port, FLOOD_SYNS);
+	assert_int_equal(collect(), out);
+	s1 = stats(0);
+	for (unsigned int i = 0; i < out; i++) {
+		if (dsr)
+			expect_encap(&outs[i], f[i] + 14, len[i] - 14, "203.0.113.14", false);
+		else
+			expect_fwd(&outs[i], &p[i], SNAT4, SNAT_MIN + (int)i, "203.0.113.11",
+				   8080);
+	}
+	assert_int_equal(DELTA(s0, s1, flow_new), made);
+	assert_int_equal(s1.c[refusal] - s0.c[refusal], FLOOD_SYNS - made);
+}
+
 /*
  * The new-flow rate limit under a flood (a burst of 4, no time passing):
  * of one burst of eight SYNs, four make flows and four are refused before
@@ -2831,54 +2881,59 @@ test_flow_rate(void **state)
 {
 	char name[SG_FLOW_NAMESIZE];
 	struct sg_dp_worker_conf wc = worker_conf(0, name, 1);
-	uint8_t f[8][FRAME_MAX], port[8];
-	struct sg_dp_stats s0, s1;
-	struct pkt p[8];
-	uint32_t len[8];
+	struct pkt p;
 
 	(void)state;
-	sg_dp_worker_free(E.w[0]);
 	wc.flows.rate = 1;
 	wc.flows.burst = 4;
-	E.w[0] = sg_dp_worker_create(&E.ctx, &wc);
-	assert_non_null(E.w[0]);
+	worker0_recreate(&wc);
 
 	cur = "flow rate, nat: four of eight";
-	for (unsigned int i = 0; i < 8; i++) {
-		p[i] = pkt_new(TCP, C4, (uint16_t)(52000 + i), "192.0.2.10", 80);
-		len[i] = build(f[i], &p[i]);
-		port[i] = P_EXT;
-	}
-	s0 = stats(0);
-	inject_burst(0, f, len, port, 8);
-	assert_int_equal(collect(), 4);
-	s1 = stats(0);
-	for (unsigned int i = 0; i < 4; i++)
-		expect_fwd(&outs[i], &p[i], SNAT4, SNAT_MIN + (int)i, "203.0.113.11", 8080);
-	assert_int_equal(DELTA(s0, s1, flow_new), 4);
-	assert_int_equal(DELTA(s0, s1, drop_flow_rate), 4);
+	syn_flood(false, 52000, 4, CNT(drop_flow_rate));
 
 	cur = "flow rate, nat: a second later";
 	E.now += 1000;
-	p[0] = pkt_new(TCP, C4, 52008, "192.0.2.10", 80);
-	assert_int_equal(send_pkt(&p[0], P_EXT), 1);
-	expect_fwd(&outs[0], &p[0], SNAT4, SNAT_MIN + 4, "203.0.113.11", 8080);
+	p = pkt_new(TCP, C4, 52008, "192.0.2.10", 80);
+	assert_int_equal(send_pkt(&p, P_EXT), 1);
+	expect_fwd(&outs[0], &p, SNAT4, SNAT_MIN + 4, "203.0.113.11", 8080);
 
 	cur = "flow rate, dsr: the rest by maglev alone";
 	E.now += 4000;	/* the bucket full again */
-	for (unsigned int i = 0; i < 8; i++) {
-		p[i] = pkt_new(TCP, C4, (uint16_t)(52100 + i), "192.0.2.12", 80);
-		p[i].pad_to = 0;	/* the datagram alone goes inside */
-		len[i] = build(f[i], &p[i]);
-	}
-	s0 = stats(0);
-	inject_burst(0, f, len, port, 8);
-	assert_int_equal(collect(), 8);
-	s1 = stats(0);
-	for (unsigned int i = 0; i < 8; i++)
-		expect_encap(&outs[i], f[i] + 14, len[i] - 14, "203.0.113.14", false);
-	assert_int_equal(DELTA(s0, s1, flow_new), 4);
-	assert_int_equal(DELTA(s0, s1, stateless), 4);
+	syn_flood(true, 52100, 4, CNT(stateless));
+	E.now = NOW0;
+}
+
+/*
+ * A full flow table under a flood (four entries): of a burst of eight
+ * SYNs, four make flows and four are refused before any work is done for
+ * them, counted as drop_flow_full. A NAT flow refused so takes no SNAT
+ * port: once the sweep has removed the first flows, the next one takes the
+ * port after the fourth. DSR's refused flows still go to Maglev's pod.
+ */
+static void
+test_flow_full(void **state)
+{
+	char name[SG_FLOW_NAMESIZE];
+	struct sg_dp_worker_conf wc = worker_conf(0, name, 1);
+	struct pkt p;
+
+	(void)state;
+	wc.flows.max_flows = 4;
+	worker0_recreate(&wc);
+
+	cur = "full table, nat: four of eight";
+	syn_flood(false, 53000, 4, CNT(drop_flow_full));
+	assert_int_equal(stats(0).c[CNT(drop_flow_rate)], 0);
+
+	cur = "full table, dsr: all by maglev alone";
+	syn_flood(true, 53100, 0, CNT(stateless));
+
+	cur = "full table, nat: after the sweep";
+	E.now += sg_flow_default_timeout(SG_FLOW_TCP_SYN_SENT) + 1;
+	sg_dp_worker_poll(E.w[0], E.now);
+	p = pkt_new(TCP, C4, 53008, "192.0.2.10", 80);
+	assert_int_equal(send_pkt(&p, P_EXT), 1);
+	expect_fwd(&outs[0], &p, SNAT4, SNAT_MIN + 4, "203.0.113.11", 8080);
 	E.now = NOW0;
 }
 
@@ -3408,6 +3463,7 @@ main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_snat_exhaustion, setup1, teardown),
 		cmocka_unit_test_setup_teardown(test_snat_pairs, setup1, teardown),
 		cmocka_unit_test_setup_teardown(test_flow_rate, setup1, teardown),
+		cmocka_unit_test_setup_teardown(test_flow_full, setup1, teardown),
 		cmocka_unit_test_setup_teardown(test_two_workers_fragments, setup2, teardown),
 		cmocka_unit_test_setup_teardown(test_two_workers_flows, setup2, teardown),
 	};

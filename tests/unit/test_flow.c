@@ -2183,9 +2183,11 @@ test_full_table(void **state)
 	struct sg_flow *f = NULL;
 
 	(void)state;
+	assert_int_equal(sg_flow_free(t), 64);
 	/* Half NAT (two keys), half DSR (one). */
 	for (uint32_t i = 0; i < 64; i++)
 		insert_i(t, i, IPPROTO_TCP, i % 2 == 0, T0);
+	assert_int_equal(sg_flow_free(t), 0);
 	flow_keys(64, IPPROTO_TCP, &fwd, &rev);
 	assert_int_equal(sg_flow_insert(t, &fwd, &rev, 64, 1, 0, T0, &f), -ENOSPC);
 	assert_int_equal(sg_flow_insert(t, &fwd, NULL, 64, 1, 0, T0, &f), -ENOSPC);
@@ -2202,8 +2204,10 @@ test_full_table(void **state)
 	/* Make room for 10: exactly 10 more fit. */
 	for (uint32_t i = 10; i < 20; i++)
 		assert_int_equal(sg_flow_delete(t, find_i(t, i, IPPROTO_TCP, FWD, T0)), 0);
+	assert_int_equal(sg_flow_free(t), 10);
 	for (uint32_t i = 100; i < 110; i++)
 		insert_i(t, i, IPPROTO_TCP, 1, T0);
+	assert_int_equal(sg_flow_free(t), 0);
 	assert_int_equal(sg_flow_insert(t, &fwd, &rev, 64, 1, 0, T0, &f), -ENOSPC);
 	assert_int_equal(st->table_full, 3);
 	assert_int_equal(sg_flow_count(t), 64);
@@ -2212,6 +2216,7 @@ test_full_table(void **state)
 	assert_int_equal(st->inserted, 74);
 	assert_int_equal(st->deleted, 10);
 	sg_flow_table_free(t);
+	assert_int_equal(sg_flow_free(NULL), 0);
 }
 
 static int
