@@ -12,7 +12,8 @@
  * backend answers with, and every packet is rewritten to the other
  * direction's tuple, so dnat's unchanged client address is simply a field
  * rewritten to itself. DSR flows keep the backend in the same reverse
- * tuple; its key is never met, since replies bypass the gateway.
+ * tuple, kept but not indexed (sg_flow_insert_kept()): replies bypass the
+ * gateway, so no packet carries it.
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -113,6 +114,13 @@ dp_modes_init(struct sg_dp_worker *w)
 		w->snat_cur[i] = (struct dp_snat_cursor){ .port = (uint16_t)snat_first_port(w) };
 }
 
+static inline bool
+is_dsr(uint8_t mode)
+{
+	return mode == SG_SVC_MODE_DSR_IPIP || mode == SG_SVC_MODE_DSR_GUE ||
+	       mode == SG_SVC_MODE_DSR_L2;
+}
+
 /*
  * Insert a flow, or find the one a packet earlier in this burst created
  * (-EEXIST on the forward key). Returns the flow, or NULL with *err the
@@ -125,7 +133,9 @@ insert(struct sg_dp_worker *w, const struct sg_flow_key *fwd, const struct sg_fl
 	struct sg_flow *f;
 
 	*dir = SG_FLOW_DIR_FWD;
-	*err = sg_flow_insert(w->flows, fwd, rev, e->id, b, e->mode, now, &f);
+	*err = is_dsr(e->mode) ?
+		sg_flow_insert_kept(w->flows, fwd, rev, e->id, b, e->mode, now, &f) :
+		sg_flow_insert(w->flows, fwd, rev, e->id, b, e->mode, now, &f);
 	if (*err == 0) {
 		f->epoch = w->svc_epoch;
 		DP_COUNT(w, flow_new);
@@ -294,13 +304,6 @@ encap_send(struct sg_dp_worker *w, struct rte_mbuf *m, const struct sg_pkt_info 
 		dp_egress_hit(w, m, nhe);
 	else
 		dp_egress(w, m, family, backend, SG_DP_ROLE_INTERNAL);
-}
-
-static inline bool
-is_dsr(uint8_t mode)
-{
-	return mode == SG_SVC_MODE_DSR_IPIP || mode == SG_SVC_MODE_DSR_GUE ||
-	       mode == SG_SVC_MODE_DSR_L2;
 }
 
 /* Send a packet toward its backend in one of the DSR modes. */
@@ -595,9 +598,9 @@ dp_new_add(struct sg_dp_worker *w, struct dp_new_burst *nb, struct rte_mbuf *m,
 
 /*
  * The second stage, DP_NEW_AHEAD flows ahead: the reverse key the flow
- * will be inserted with, and the fetch of its index bucket. A NAT flow's
- * SNAT address and port are taken from its pod's cursor now, so the key
- * is exact.
+ * will be inserted with, and for nat and dnat the fetch of its index
+ * bucket (DSR's is kept, not indexed). A NAT flow's SNAT address and port
+ * are taken from its pod's cursor now, so the key is exact.
  */
 static void
 plan_reverse(struct sg_dp_worker *w, struct dp_new_plan *p)
@@ -622,7 +625,8 @@ plan_reverse(struct sg_dp_worker *w, struct dp_new_plan *p)
 		return;	/* no reverse key: dropped, or DSR across families */
 	}
 	p->rev_ready = true;
-	sg_flow_prefetch(w->flows, &p->rev);
+	if (!is_dsr(p->e->mode))	/* DSR's is kept, not indexed */
+		sg_flow_prefetch(w->flows, &p->rev);
 }
 
 /*

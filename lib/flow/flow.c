@@ -31,6 +31,8 @@ SG_LOG_REGISTER(flow)
 
 /* sg_flow.flags bit of entries holding a flow. */
 #define F_USED 0x80
+/* sg_flow.flags bit of a reverse tuple kept but not indexed (sg_flow_insert_kept()). */
+#define F_REV_KEPT 0x40
 /* End of a free list. */
 #define NO_ENTRY UINT32_MAX
 /* The token bucket counts thousandths of a flow, so that `rate` flows a
@@ -273,6 +275,13 @@ flow_sig(const struct sg_flow_table *t, const struct sg_flow *f, unsigned int di
 	return flow_key_sig(t->idx.seed, &k);
 }
 
+/* Whether the index holds f's reverse key too. */
+static inline bool
+rev_indexed(const struct sg_flow *f)
+{
+	return (f->flags & (SG_FLOW_F_REVERSE | F_REV_KEPT)) == SG_FLOW_F_REVERSE;
+}
+
 /*
  * Remove a flow in use: both keys, then its entry. rehome as for
  * flow_index_del().
@@ -284,7 +293,7 @@ flow_remove(struct sg_flow_table *t, uint32_t idx, int rehome)
 
 	flow_index_del(&t->idx, flow_sig(t, f, SG_FLOW_DIR_FWD), flow_ref(idx, SG_FLOW_DIR_FWD),
 		       rehome);
-	if (f->flags & SG_FLOW_F_REVERSE)
+	if (rev_indexed(f))
 		flow_index_del(&t->idx, flow_sig(t, f, SG_FLOW_DIR_REV),
 			       flow_ref(idx, SG_FLOW_DIR_REV), rehome);
 	flow_free(t, idx);
@@ -667,10 +676,11 @@ key_in_use(struct sg_flow_table *t, const struct sg_flow_key *key, uint32_t sig,
 	return f != NULL && flow_live(t, f, sig, r, away, now) != NULL;
 }
 
-int
-sg_flow_insert(struct sg_flow_table *t, const struct sg_flow_key *fwd,
-	       const struct sg_flow_key *rev, uint32_t service_id, uint32_t backend,
-	       uint8_t mode, uint64_t now, struct sg_flow **flow)
+/* sg_flow_insert(), with rev indexed or only kept (sg_flow_insert_kept()). */
+static int
+flow_insert(struct sg_flow_table *t, const struct sg_flow_key *fwd,
+	    const struct sg_flow_key *rev, bool index_rev, uint32_t service_id,
+	    uint32_t backend, uint8_t mode, uint64_t now, struct sg_flow **flow)
 {
 	uint32_t sig_fwd, sig_rev = 0;
 	struct sg_flow *f;
@@ -687,7 +697,7 @@ sg_flow_insert(struct sg_flow_table *t, const struct sg_flow_key *fwd,
 	sig_fwd = flow_key_sig(t->idx.seed, fwd);
 	if (key_in_use(t, fwd, sig_fwd, now))
 		goto exists;
-	if (rev != NULL) {
+	if (rev != NULL && index_rev) {
 		sig_rev = flow_key_sig(t->idx.seed, rev);
 		if (key_in_use(t, rev, sig_rev, now))
 			goto exists;
@@ -710,7 +720,8 @@ sg_flow_insert(struct sg_flow_table *t, const struct sg_flow_key *fwd,
 	f->last_seen = now;
 	f->created = now;
 	f->state = initial_state(fwd->proto);
-	f->flags = F_USED | (rev != NULL ? SG_FLOW_F_REVERSE : 0);
+	f->flags = F_USED | (rev != NULL ? SG_FLOW_F_REVERSE : 0) |
+		   (rev != NULL && !index_rev ? F_REV_KEPT : 0);
 	f->family = fwd->family;
 	f->proto = fwd->proto;
 	f->service_id = service_id;
@@ -740,7 +751,8 @@ sg_flow_insert(struct sg_flow_table *t, const struct sg_flow_key *fwd,
 	if (rev != NULL) {
 		f->port[SG_FLOW_REV_SRC] = rev->sport;
 		f->port[SG_FLOW_REV_DST] = rev->dport;
-		flow_csums(f, v6 ? 16 : 4, fwd, rev);
+		if (index_rev)	/* a kept tuple is never rewritten to */
+			flow_csums(f, v6 ? 16 : 4, fwd, rev);
 	}
 
 	/*
@@ -751,7 +763,8 @@ sg_flow_insert(struct sg_flow_table *t, const struct sg_flow_key *fwd,
 	 */
 	if (flow_index_add(&t->idx, sig_fwd, flow_ref(idx, SG_FLOW_DIR_FWD)) != 0)
 		goto free_flow;
-	if (rev != NULL && flow_index_add(&t->idx, sig_rev, flow_ref(idx, SG_FLOW_DIR_REV)) != 0)
+	if (rev != NULL && index_rev &&
+	    flow_index_add(&t->idx, sig_rev, flow_ref(idx, SG_FLOW_DIR_REV)) != 0)
 		goto del_fwd;
 
 	t->count++;
@@ -768,6 +781,24 @@ free_flow:
 exists:
 	t->stats.exists++;
 	return -EEXIST;
+}
+
+int
+sg_flow_insert(struct sg_flow_table *t, const struct sg_flow_key *fwd,
+	       const struct sg_flow_key *rev, uint32_t service_id, uint32_t backend,
+	       uint8_t mode, uint64_t now, struct sg_flow **flow)
+{
+	return flow_insert(t, fwd, rev, true, service_id, backend, mode, now, flow);
+}
+
+int
+sg_flow_insert_kept(struct sg_flow_table *t, const struct sg_flow_key *fwd,
+		    const struct sg_flow_key *rev, uint32_t service_id, uint32_t backend,
+		    uint8_t mode, uint64_t now, struct sg_flow **flow)
+{
+	if (rev == NULL)
+		return -EINVAL;
+	return flow_insert(t, fwd, rev, false, service_id, backend, mode, now, flow);
 }
 
 /* Index of f in t, or NO_ENTRY if f is not one of t's entries. */
@@ -797,8 +828,8 @@ sg_flow_delete(struct sg_flow_table *t, struct sg_flow *f)
 }
 
 /*
- * Entries the sweep removes at once. Each expired flow costs two index
- * buckets at random places; found one at a time they are waited for one
+ * Entries the sweep removes at once. Each expired flow costs up to two
+ * index buckets at random places; found one at a time they are waited for one
  * after the other, so the sweep collects a batch, prefetches all their
  * buckets, and only then deletes (as lookup_burst() does for lookups).
  */
@@ -846,7 +877,7 @@ sg_flow_sweep(struct sg_flow_table *t, uint64_t now, unsigned int budget)
 
 			sig[i][0] = flow_sig(t, f, SG_FLOW_DIR_FWD);
 			rte_prefetch0(&x->bkt[flow_index_primary(x, sig[i][0])]);
-			if (f->flags & SG_FLOW_F_REVERSE) {
+			if (rev_indexed(f)) {
 				sig[i][1] = flow_sig(t, f, SG_FLOW_DIR_REV);
 				rte_prefetch0(&x->bkt[flow_index_primary(x, sig[i][1])]);
 			}
@@ -855,7 +886,7 @@ sg_flow_sweep(struct sg_flow_table *t, uint64_t now, unsigned int budget)
 			struct sg_flow *f = &t->flows[idx[i]];
 
 			flow_index_del(&t->idx, sig[i][0], flow_ref(idx[i], SG_FLOW_DIR_FWD), 1);
-			if (f->flags & SG_FLOW_F_REVERSE)
+			if (rev_indexed(f))
 				flow_index_del(&t->idx, sig[i][1],
 					       flow_ref(idx[i], SG_FLOW_DIR_REV), 1);
 			flow_free(t, idx[i]);
@@ -984,7 +1015,7 @@ check_slot(const struct sg_flow_table *t, uint32_t b, uint32_t sig, uint32_t ref
 		return -1;
 	}
 	f = &t->flows[idx];
-	if (!(f->flags & F_USED) || (dir == SG_FLOW_DIR_REV && !(f->flags & SG_FLOW_F_REVERSE))) {
+	if (!(f->flags & F_USED) || (dir == SG_FLOW_DIR_REV && !rev_indexed(f))) {
 		snprintf(why, len, "bucket %u: flow %u dir %u is not in use", b, idx, dir);
 		return -1;
 	}
@@ -1078,7 +1109,7 @@ flow_table_check(const struct sg_flow_table *t, char *why, size_t len)
 		for (unsigned int dir = 0; dir <= SG_FLOW_DIR_REV; dir++) {
 			struct sg_flow_key k;
 
-			if (dir == SG_FLOW_DIR_REV && !(f->flags & SG_FLOW_F_REVERSE))
+			if (dir == SG_FLOW_DIR_REV && !rev_indexed(f))
 				break;
 			flow_key(f, dir, &k);
 			if (!ref_present(x, flow_key_sig(x->seed, &k), flow_ref(i, dir))) {

@@ -11,8 +11,10 @@
  * A flow is found under up to two keys: its forward key, the client's tuple
  * as received, and, for modes whose replies come back through the gateway
  * (NAT, DNAT), a reverse key, the tuple the backend's replies carry after
- * translation. DSR flows have no reverse key. A lookup says which of the two
- * matched; sg_flow_xlate() then gives the rewrite for that direction.
+ * translation. DSR flows have no reverse key in the index (they may keep
+ * their backend as a reverse tuple, see sg_flow_insert_kept()). A lookup
+ * says which of the two matched; sg_flow_xlate() then gives the rewrite for
+ * that direction.
  *
  * Time is the caller's: every call that needs it takes `now` in
  * milliseconds, computed once per burst (from the TSC). A flow is expired
@@ -120,7 +122,7 @@ enum sg_flow_end {
 };
 
 /* sg_flow.flags */
-#define SG_FLOW_F_REVERSE 0x01	/* has a reverse key (NAT, DNAT) */
+#define SG_FLOW_F_REVERSE 0x01	/* has a reverse tuple (NAT, DNAT; DSR's, kept) */
 
 /* The four IPv6 addresses of a flow, indexed by enum sg_flow_end. */
 struct sg_flow_addr6 {
@@ -137,7 +139,7 @@ struct sg_flow_addr6 {
 struct sg_flow {
 	uint64_t last_seen;	/* ms, the caller's clock */
 	uint8_t state;		/* enum sg_flow_state */
-	uint8_t flags;		/* SG_FLOW_F_*; the top bit is the table's */
+	uint8_t flags;		/* SG_FLOW_F_*; the top two bits are the table's */
 	uint8_t family;		/* SG_FLOW_V4 or SG_FLOW_V6 */
 	uint8_t proto;		/* IPPROTO_* */
 	uint32_t service_id;	/* the caller's, stored as given */
@@ -283,6 +285,19 @@ int sg_flow_insert(struct sg_flow_table *t, const struct sg_flow_key *fwd,
 		   const struct sg_flow_key *rev, uint32_t service_id,
 		   uint32_t backend, uint8_t mode, uint64_t now,
 		   struct sg_flow **flow);
+
+/*
+ * sg_flow_insert() for a flow whose reverse tuple no packet carries (DSR:
+ * the backend, which answers the client itself): rev, not NULL, is kept in
+ * the flow for sg_flow_xlate() and sg_flow_get_key(), but only fwd goes in
+ * the index. No lookup finds the flow by rev, another flow may have the
+ * same rev, and the flow costs the index one key instead of two. Its
+ * checksum changes are not worked out: nothing is rewritten to rev.
+ */
+int sg_flow_insert_kept(struct sg_flow_table *t, const struct sg_flow_key *fwd,
+			const struct sg_flow_key *rev, uint32_t service_id,
+			uint32_t backend, uint8_t mode, uint64_t now,
+			struct sg_flow **flow);
 
 /*
  * How many new flows the rate limit would let sg_flow_insert() make now:

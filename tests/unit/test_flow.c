@@ -2219,6 +2219,59 @@ test_full_table(void **state)
 	assert_int_equal(sg_flow_free(NULL), 0);
 }
 
+/*
+ * A kept reverse tuple (DSR's backend): stored, so the flow has it, but
+ * not in the index. The flow takes one key; its reverse tuple finds
+ * nothing, and another flow may have the same one. Expiry and deletion
+ * leave the index empty.
+ */
+static void
+test_insert_kept(void **state)
+{
+	struct sg_flow_table *t = table("kept", 64);
+	struct sg_flow_key fwd, rev, fwd2, got;
+	struct flow_index_info info;
+	struct sg_flow *f = NULL, *g = NULL;
+	uint8_t dir = 0xff;
+
+	(void)state;
+	flow_keys(1, IPPROTO_TCP, &fwd, &rev);
+	assert_int_equal(sg_flow_insert_kept(t, &fwd, NULL, 1, 1, 1, T0, &f), -EINVAL);
+	assert_int_equal(sg_flow_insert_kept(t, &fwd, &rev, 1, 1, 1, T0, &f), 0);
+	assert_true(f->flags & SG_FLOW_F_REVERSE);
+	assert_int_equal(sg_flow_get_key(f, SG_FLOW_DIR_REV, &got), 0);
+	assert_memory_equal(&got, &rev, sizeof(rev));
+	assert_ptr_equal(sg_flow_lookup(t, &fwd, T0, &dir), f);
+	assert_int_equal(dir, SG_FLOW_DIR_FWD);
+	assert_null(sg_flow_lookup(t, &rev, T0, NULL));
+	flow_table_index_info(t, &info);
+	assert_int_equal(info.keys, 1);
+	check_index(t);
+
+	/* Another client port, the same reverse tuple: a second flow. */
+	fwd2 = fwd;
+	fwd2.dport = be16(81);
+	assert_int_equal(sg_flow_insert_kept(t, &fwd2, &rev, 2, 1, 1, T0, &g), 0);
+	assert_ptr_not_equal(g, f);
+	/* As an indexed reverse key, the same tuple is taken. */
+	fwd2.dport = be16(82);
+	assert_int_equal(sg_flow_insert(t, &fwd2, &rev, 3, 1, 1, T0, &g), 0);
+	fwd2.dport = be16(83);
+	assert_int_equal(sg_flow_insert(t, &fwd2, &rev, 4, 1, 1, T0, &g), -EEXIST);
+	flow_table_index_info(t, &info);
+	assert_int_equal(info.keys, 4);
+	check_index(t);
+
+	/* Deleted, and swept once expired: nothing of them left in the index. */
+	assert_int_equal(sg_flow_delete(t, f), 0);
+	assert_int_equal(sg_flow_sweep(t, T0 + 3600000, 64), 2);
+	flow_table_index_info(t, &info);
+	assert_int_equal(info.keys, 0);
+	assert_int_equal(sg_flow_count(t), 0);
+	check_index(t);
+	sg_flow_table_free(t);
+}
+
 static int
 try_insert(struct sg_flow_table *t, uint32_t i, uint64_t now)
 {
@@ -2508,6 +2561,7 @@ main(int argc, char **argv)
 		cmocka_unit_test(test_key_seen),
 		cmocka_unit_test(test_table_memory),
 		cmocka_unit_test(test_full_table),
+		cmocka_unit_test(test_insert_kept),
 		cmocka_unit_test(test_full_at_worst_load),
 		cmocka_unit_test(test_rate_limit),
 		cmocka_unit_test(test_iterate),
