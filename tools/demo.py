@@ -112,7 +112,8 @@ def demo(h, config):
         " (nat mode: the SNAT address, not the client)")
 
     say(f"\n== UDP: socat to {VIP}:53 (pods' echo on :5353)")
-    names, _ = sgnet.udp_spread(topo.client, VIP, 53, [None] * 9, workers=1)
+    names, _ = sgnet.udp_spread(topo.client, VIP, 53, [None] * REQUESTS,
+                                workers=1)
     ok &= show_answers("UDP", names)
 
     ok &= ctl(gw, "the service table", "services")
