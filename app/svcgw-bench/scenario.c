@@ -125,8 +125,12 @@ secs(uint64_t cycles)
 	return (double)cycles / (double)rte_get_tsc_hz();
 }
 
+/*
+ * Scenarios whose new flows expire after SYN_TIMEOUT_SECONDS, as fast as
+ * they are made (syn-full's new flows find the table full and make none).
+ */
 static bool
-has_new_flows(const struct bench_scenario *sc)
+churns(const struct bench_scenario *sc)
 {
 	return sc->kind == BENCH_NEW || sc->kind == BENCH_MIXED;
 }
@@ -137,7 +141,7 @@ flow_capacity(const struct bench_scenario *sc, const struct bench_opts *o)
 {
 	if (sc->kind == BENCH_FULL)
 		return sc->flows;	/* and nothing expires during the run */
-	if (has_new_flows(sc))
+	if (churns(sc))
 		return o->quick ? 262144 : 8u << 20;
 	return sc->flows < 65536 ? 65536 : sc->flows + sc->flows / 4;
 }
@@ -177,7 +181,7 @@ write_conf(const char *path, const struct bench_scenario *sc, const struct bench
 	 * A full table shows up as drops (drop_flow_full), never as faster
 	 * figures.
 	 */
-	if (has_new_flows(sc))
+	if (churns(sc))
 		fprintf(f, "timeouts = { tcp_syn = %u; };\n", SYN_TIMEOUT_SECONDS);
 	/* A full table must stay full, however long the run. */
 	if (sc->kind == BENCH_FULL)
@@ -475,7 +479,7 @@ warm_seconds(const struct bench_scenario *sc, const struct bench_opts *o)
 {
 	if (o->quick)
 		return WARM_SECONDS_QUICK;
-	return has_new_flows(sc) ? WARM_SECONDS_CHURN : WARM_SECONDS;
+	return churns(sc) ? WARM_SECONDS_CHURN : WARM_SECONDS;
 }
 
 static struct rte_ring *
