@@ -56,6 +56,7 @@
 #include "dp.h"
 #include "dp_private.h"	/* DP_REPLY_BURST, DP_REPLY_RATE */
 #include "flow.h"
+#include "flow_private.h"	/* flow_table_index_info() */
 #include "neigh.h"
 #include "pkt.h"
 #include "sg_common.h"
@@ -2937,6 +2938,38 @@ test_flow_full(void **state)
 	E.now = NOW0;
 }
 
+static uint64_t
+index_keys(void)
+{
+	struct flow_index_info info;
+
+	flow_table_index_info(sg_dp_worker_flows(E.w[0]), &info);
+	return info.keys;
+}
+
+/*
+ * A DSR flow is indexed under its forward key alone: its backend tuple,
+ * kept in the flow, is carried by no packet. A NAT flow takes two keys.
+ */
+static void
+test_dsr_one_key(void **state)
+{
+	struct pkt p;
+	uint64_t k0;
+
+	(void)state;
+	cur = "dsr: one index key";
+	k0 = index_keys();
+	p = pkt_new(TCP, C4, 54000, "192.0.2.12", 80);
+	assert_int_equal(send_pkt(&p, P_EXT), 1);
+	assert_int_equal(index_keys(), k0 + 1);
+
+	cur = "nat: two index keys";
+	p = pkt_new(TCP, C4, 54001, "192.0.2.10", 80);
+	assert_int_equal(send_pkt(&p, P_EXT), 1);
+	assert_int_equal(index_keys(), k0 + 3);
+}
+
 /* ---- two workers ---------------------------------------------------------- */
 
 static uint16_t
@@ -3464,6 +3497,7 @@ main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_snat_pairs, setup1, teardown),
 		cmocka_unit_test_setup_teardown(test_flow_rate, setup1, teardown),
 		cmocka_unit_test_setup_teardown(test_flow_full, setup1, teardown),
+		cmocka_unit_test_setup_teardown(test_dsr_one_key, setup1, teardown),
 		cmocka_unit_test_setup_teardown(test_two_workers_fragments, setup2, teardown),
 		cmocka_unit_test_setup_teardown(test_two_workers_flows, setup2, teardown),
 	};
