@@ -41,7 +41,7 @@
 #define RX_RING 4096
 /* Traffic before the window opens: caches, the flow table and the TLB warm. */
 #define WARM_SECONDS 0.2
-/* The SYN timeout of scenarios with new flows (write_conf() says why). */
+/* The SYN timeout of the scenarios that churn (churns(); write_conf() says why). */
 #define SYN_TIMEOUT_SECONDS 1
 /*
  * Their warm-up also lasts until flows expire as fast as they are made:
