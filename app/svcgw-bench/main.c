@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,7 @@
 #include <rte_cycles.h>
 #include <rte_eal.h>
 #include <rte_errno.h>
+#include <rte_lcore.h>
 #include <rte_log.h>
 
 #include "svc.h"
@@ -101,7 +103,33 @@ usage(FILE *f)
 		"and reports Mpps, TSC cycles per packet and the ratio to a MAC-swap\n"
 		"baseline measured in the same run. --repeat N runs every scenario N\n"
 		"times, in rounds with a baseline each, and reports the medians and the\n"
-		"range of cycles per packet: on a shared machine one run can be far off.\n");
+		"range of cycles per packet: on a shared machine one run can be far off.\n"
+		"The main lcore generates, lcores 1 to N are the workers; EAL args may\n"
+		"place them (-l, -c, --lcores), as --lcores '(0-2)@0' for two workers\n"
+		"sharing one core in a smoke run.\n");
+}
+
+/* Whether the EAL arguments place the lcores themselves (-l, -c, --lcores). */
+static bool
+eal_places_lcores(char *const *args, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (strncmp(args[i], "-l", 2) == 0 || strncmp(args[i], "-c", 2) == 0 ||
+		    strncmp(args[i], "--lcores", 8) == 0)
+			return true;
+	return false;
+}
+
+/* The lcores the run takes, the main one and one per worker: 0 to N. */
+static bool
+lcores_enabled(unsigned int n)
+{
+	if (rte_get_main_lcore() != 0)
+		return false;
+	for (unsigned int i = 1; i <= n; i++)
+		if (!rte_lcore_is_enabled(i))
+			return false;
+	return true;
 }
 
 static const struct bench_scenario *
@@ -401,8 +429,10 @@ main(int argc, char **argv)
 	/* EAL: the main lcore generates, lcores 1..N are the workers. */
 	snprintf(lcores, sizeof(lcores), "0-%u", o.one_core ? 0 : o.workers);
 	eal[eargc++] = argv[0];
-	eal[eargc++] = "-l";
-	eal[eargc++] = lcores;
+	if (!eal_places_lcores(&argv[optind], argc - optind)) {
+		eal[eargc++] = "-l";
+		eal[eargc++] = lcores;
+	}
 	eal[eargc++] = "--no-pci";
 	eal[eargc++] = "--no-telemetry";
 	/* Nothing on disk: --in-memory on hugepages, --no-shconf without. */
@@ -421,6 +451,11 @@ main(int argc, char **argv)
 	if (rte_eal_init(eargc, eal) < 0) {
 		fprintf(stderr, "svcgw-bench: EAL: %s\n", rte_strerror(rte_errno));
 		return 1;
+	}
+	if (!lcores_enabled(o.one_core ? 0 : o.workers)) {
+		fprintf(stderr, "svcgw-bench: the EAL lcores must include %s, the main one 0\n", lcores);
+		rte_eal_cleanup();
+		return 2;
 	}
 
 	if (o.quick) {

@@ -58,7 +58,7 @@
 /* How long opening the established flows may take at worst. */
 #define OPEN_TIMEOUT_SECONDS 60.0
 #define SNAT_ADDRS 8
-/* A smoke run's window lasts until this many packets went through, or this long. */
+/* A smoke run's window lasts until each worker took this many packets, or this long. */
 #define SMOKE_MIN_PACKETS 5000
 #define SMOKE_TIMEOUT_SECONDS 30.0
 
@@ -395,8 +395,8 @@ drive(const struct runner *rn, unsigned int new_every, uint64_t until)
 }
 
 /*
- * The measured window: `seconds`, and for a smoke run also until the
- * workers took min_packets, however busy the machine (at most
+ * The measured window: `seconds`, and for a smoke run also until every
+ * worker took min_packets, however busy the machine (at most
  * SMOKE_TIMEOUT_SECONDS), so that a loaded machine slows a smoke run down
  * but cannot fail it.
  */
@@ -407,15 +407,15 @@ drive_window(const struct runner *rn, unsigned int new_every, const struct snaps
 	uint64_t hz = rte_get_tsc_hz();
 	uint64_t until = s0->tsc + (uint64_t)(seconds * hz);
 	uint64_t deadline = s0->tsc + (uint64_t)(SMOKE_TIMEOUT_SECONDS * hz);
-	uint64_t got = 0;
 
 	drive(rn, new_every, until);
 	for (;;) {
+		uint64_t least = UINT64_MAX;
+
 		snapshot(rn->a, rn->base, s1);
-		got = 0;
 		for (unsigned int w = 0; w < rn->a->ctx.n_workers; w++)
-			got += s1->rx[w] - s0->rx[w];
-		if (got >= min_packets || s1->tsc >= deadline)
+			least = RTE_MIN(least, s1->rx[w] - s0->rx[w]);
+		if (least >= min_packets || s1->tsc >= deadline)
 			return;
 		drive(rn, new_every, s1->tsc + hz / 100);
 	}
@@ -607,9 +607,14 @@ bench_run(const struct bench_scenario *sc, const struct bench_opts *o, struct be
 		r->idle_polls = s1.idle - s0.idle;
 		for (unsigned int w = 0; w < o->workers; w++)
 			r->packets_total += s1.rx[w];
-		r->ok = r->packets > 0;
-		if (!r->ok)
-			snprintf(r->error, sizeof(r->error), "no packet reached the workers");
+		/* Every worker, or the spread over them is broken. */
+		r->ok = true;
+		for (unsigned int w = 0; w < o->workers && r->ok; w++) {
+			r->ok = r->worker[w].packets > 0;
+			if (!r->ok)
+				snprintf(r->error, sizeof(r->error),
+					 "no packet reached worker %u", w);
+		}
 	}
 	stop_workers(a, base, o->one_core);
 
