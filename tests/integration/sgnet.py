@@ -262,9 +262,17 @@ class Harness:
                 return None
         return p.returncode
 
+    # Tests bind clients to fixed ports below 48000 (curl --local-port):
+    # an ephemeral port the kernel gave earlier in the namespace, still in
+    # TIME_WAIT, would make such a bind fail with EADDRINUSE. Ephemeral
+    # ports come from above them.
+    EPHEMERAL_PORTS = "50000 60999"
+
     def add_namespace(self, name):
         run(["ip", "netns", "add", name])
         self.namespaces.append(name)
+        run(["sysctl", "-qw", f"net.ipv4.ip_local_port_range={self.EPHEMERAL_PORTS}"],
+            ns=name)
 
     def on_close(self, fn):
         """Run fn at close, after our processes stopped (last added, first run)."""
